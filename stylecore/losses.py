@@ -1,0 +1,58 @@
+"""Loss terms of Gatys et al.: Gram-matrix style loss, feature content loss, total variation.
+
+Both main terms are relative squared errors (divided by the target's energy), so every layer
+and every image pair contributes on the same scale and one strength setting means the same
+thing across images and working sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """G_ij = sum_k F_ik F_jk / M: pairwise dot products of the flattened filter maps.
+
+    Normalising by the number of positions M makes Grams of differently sized images
+    comparable (needed for style images of any size and for tiled sums). Always fp32.
+    """
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    flat = flat.to(torch.promote_types(flat.dtype, torch.float32))
+    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+
+
+def relative_sq_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    value = value.to(torch.promote_types(value.dtype, torch.float32))  # bf16 activations: compare in fp32
+    return (value - target).pow(2).sum() / target.pow(2).sum().clamp_min(1e-12)
+
+
+def style_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
+               layer_weights: Mapping[str, float]) -> torch.Tensor:
+    total = 0.0
+    for name, target in targets.items():
+        total = total + layer_weights[name] * relative_sq_error(gram(features[name]), target)
+    return total
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return relative_sq_error(features, target)
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of neighbouring pixels: discourages high-frequency noise."""
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def blend_grams(grams: list, weights: list) -> dict[str, torch.Tensor]:
+    """Target Gram of several styles: their weighted mean, layer by layer."""
+    total = sum(weights)
+    out: dict[str, torch.Tensor] = {}
+    for g, w in zip(grams, weights):
+        for name, value in g.items():
+            out[name] = out.get(name, 0) + value * (w / total)
+    return out

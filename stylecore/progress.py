@@ -1,0 +1,39 @@
+"""The typed progress record that the CLI, the plug-in and library callers all receive."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Union
+
+
+@dataclass(frozen=True)
+class Progress:
+    stage: str  # "prepare", "optimize", "refine", "finish"
+    scale: int  # 1-based index of the current scale
+    scales: int
+    width: int  # size being optimised at this scale
+    height: int
+    step: int  # evaluations done at this scale
+    steps: int  # evaluations planned at this scale
+    done: float  # fraction of the whole run's work, 0..1
+    elapsed: float  # seconds since the run started
+    eta: float | None  # seconds left, None until it can be estimated
+    losses: dict = field(default_factory=dict)  # named loss terms of the last evaluation
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+ProgressCallback = Callable[[Progress], None]
+CancelCheck = Union[threading.Event, Callable[[], bool], None]
+
+
+def cancel_requested(cancel: CancelCheck) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())

