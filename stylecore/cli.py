@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 from . import __version__, images, weights
 from .api import stylize
@@ -39,6 +42,8 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tv-weight", type=float, default=None, help="total-variation smoothing, 0 = off")
     p.add_argument("--json-progress", action="store_true", help="JSON lines on stdout, one per progress record")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--cancel-on-stdin-eof", action="store_true",
+                   help="stop when standard input closes: a parent process that dies takes the run with it")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,10 +119,21 @@ def _options(args) -> dict:
                 precision=args.precision, model=args.model, weights=args.weights, tv_weight=args.tv_weight)
 
 
-def _cancel_on_sigterm() -> threading.Event:
+def _cancel_event(args) -> threading.Event:
+    """Set by SIGTERM, or by standard input closing when the caller asked for that."""
     event = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: event.set())
+    if getattr(args, "cancel_on_stdin_eof", False):
+        def watch():
+            try:  # raw fd reads: a buffered reader's lock would abort interpreter shutdown
+                while os.read(0, 4096):
+                    pass
+            except (OSError, ValueError):
+                pass
+            event.set()
+
+        threading.Thread(target=watch, daemon=True).start()
     return event
 
 
@@ -125,8 +141,11 @@ def _run_stylize(args, content, styles, output: Path, protect) -> int:
     reporter = _Reporter(args.json_progress, args.quiet)
     _check_output(output, protect)
     result = stylize(content, styles, style_weights=getattr(args, "style_weights", None), progress=reporter,
-                     cancel=_cancel_on_sigterm(), **_options(args))
-    images.save_atomic(result, output, protect=protect)
+                     cancel=_cancel_event(args), **_options(args))
+    if output.suffix.lower() == ".npy":  # for the plug-in: HxWx4 float32, alpha last
+        images.save_atomic(np.asarray(result.convert("RGBA"), dtype=np.float32) / 255.0, output, protect=protect)
+    else:
+        images.save_atomic(result, output, protect=protect)
     reporter.event(event="done", output=str(output), width=result.width, height=result.height)
     if not args.json_progress:
         print(f"wrote {output} ({result.width}x{result.height})", file=sys.stderr)
@@ -138,7 +157,7 @@ def _check_output(output: Path, protect) -> None:
     for other in protect:
         if Path(other).exists() and output.exists() and output.resolve() == Path(other).resolve():
             raise BadInput(f"{output}: the output would overwrite an input; choose another output path")
-    if output.suffix.lower() not in images.Image.registered_extensions():
+    if output.suffix.lower() not in images.Image.registered_extensions() and output.suffix.lower() != ".npy":
         raise BadInput(f"{output}: unknown image extension '{output.suffix}'; use .png, .jpg, .tif or .webp")
     if not output.parent.exists():
         raise BadInput(f"{output}: the output folder {output.parent} does not exist; create it first")

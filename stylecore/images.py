@@ -48,6 +48,8 @@ def load(source: ImageLike, role: str = "image") -> RGBImage:
     if isinstance(source, Image.Image):
         return _from_pil(source, name, role)
     if isinstance(source, (str, os.PathLike)):
+        if str(source).lower().endswith(".npy"):
+            return _from_array(_open_npy(Path(source), role), name, role)
         return _from_pil(_open_path(Path(source), role), name, role)
     raise BadInput(f"{role}: unsupported type {type(source).__name__}; pass a file path, a PIL image or an HxWxC array")
 
@@ -74,6 +76,16 @@ def _open_path(path: Path, role: str) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadInput(f"{path}: the {role} is damaged or truncated ({exc}); export it again") from exc
     return img
+
+
+def _open_npy(path: Path, role: str) -> np.ndarray:
+    """HxWxC arrays at full precision: how the GIMP plug-in hands over 16-bit and float layers."""
+    if not path.is_file():
+        raise BadInput(f"{path}: {role} file not found; check the path")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise BadInput(f"{path}: not a readable .npy array ({exc}); write it with numpy.save") from exc
 
 
 def _srgb_converted(img: Image.Image) -> Image.Image:
@@ -160,17 +172,20 @@ def save_atomic(image: Image.Image, path: Path, protect=()) -> Path:
                 raise BadInput(f"{path}: the output would overwrite an input; choose another output path")
         except OSError:
             continue
-    fmt = Image.registered_extensions().get(path.suffix.lower())
+    fmt = "NPY" if path.suffix.lower() == ".npy" else Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise BadInput(f"{path}: unknown image extension '{path.suffix}'; use .png, .jpg, .tif or .webp")
     if not path.parent.exists():
         raise BadInput(f"{path}: the output folder {path.parent} does not exist; create it first")
-    if fmt == "JPEG" and image.mode == "RGBA":
+    if fmt == "JPEG" and getattr(image, "mode", None) == "RGBA":
         image = image.convert("RGB")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+            if fmt == "NPY":
+                np.save(fh, image if isinstance(image, np.ndarray) else np.asarray(image, dtype=np.float32) / 255.0)
+            else:
+                image.save(fh, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
