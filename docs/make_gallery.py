@@ -1,0 +1,52 @@
+"""Builds docs/gallery.png: the bench pairs, content | style | result, with the balanced preset.
+
+    .venv/bin/python docs/make_gallery.py
+
+Only tubingen.jpg and the paintings may be published (see ../shared/bench/README.md); the other
+photos stay in tests and benchmarks, so the gallery uses tubingen with each painting.
+Credits: Tübingen photograph by Andreas Praefcke (CC BY 3.0); paintings public domain
+(van Gogh, Munch, Turner, Matisse).
+"""
+
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+BENCH = REPO.parent / "shared" / "bench" / "images"
+PAINTINGS = ["starry_night.jpg", "the_scream.jpg", "shipwreck.jpg", "woman-with-hat-matisse.jpg"]
+H = 240
+
+
+def thumb(img: Image.Image) -> Image.Image:
+    img = img.convert("RGB")
+    return img.resize((round(img.width * H / img.height), H), Image.LANCZOS)
+
+
+def main():
+    import stylecore
+
+    content = Image.open(BENCH / "tubingen.jpg")
+    content.thumbnail((512, 512))
+    rows = []
+    for painting in PAINTINGS:
+        style = Image.open(BENCH / painting)
+        result = stylecore.stylize(content, style, preset="balanced")
+        rows.append([thumb(content), thumb(style), thumb(result)])
+    widths = [max(r[i].width for r in rows) for i in range(3)]
+    sheet = Image.new("RGB", (sum(widths) + 40, len(rows) * (H + 10) + 30), "white")
+    d = ImageDraw.Draw(sheet)
+    for i, label in enumerate(["content", "style", "stylecore (balanced)"]):
+        d.text((10 + sum(widths[:i]) + 10 * i, 8), label, fill="black")
+    for j, row in enumerate(rows):
+        x = 10
+        for i, im in enumerate(row):
+            sheet.paste(im, (x, 25 + j * (H + 10)))
+            x += widths[i] + 10
+    sheet.save(REPO / "docs" / "gallery.png")
+
+
+if __name__ == "__main__":
+    main()
