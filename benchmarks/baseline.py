@@ -38,6 +38,7 @@ def run(state, content: torch.Tensor, style: torch.Tensor, steps: int = 300, sty
             c = F.mse_loss(f[CONTENT[0]], fc[CONTENT[0]])
             loss = style_weight * s + c
             loss.backward()
+            x.grad = x.grad.contiguous()  # oneDNN can return a channels-last gradient; L-BFGS needs a flat view
             evals[0] += 1
             return loss
         opt.step(closure)
