@@ -132,8 +132,6 @@ def install_plugin(python: Path, gimp_dir: Path, args) -> Path:
     if args.vendor:
         shutil.copytree(HERE / "stylecore", target / "engine" / "stylecore", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         config["pythonpath"] = str(target / "engine")
-    if args.weights:
-        config["weights"] = ""  # the cache was filled from the file; nothing else to remember
     (target / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
     (target / MARKER).write_text("remove this folder to uninstall\n")
     say(f"GIMP plug-in installed: {entry}")

@@ -67,14 +67,11 @@ def throughput(size: int) -> dict:
     from stylecore.api import CONTENT_LAYERS, STYLE_LAYERS
     from stylecore.device import runtime_for
     from stylecore.losses import gram
-    from stylecore.optimize import features_of
-    from stylecore.vgg import VGGFeatures, flops_per_pass
+    from stylecore.optimize import features_of, network_for
+    from stylecore.vgg import flops_per_pass
 
     rt = runtime_for("auto")
-    state = weights.load_cache()
-    net = VGGFeatures(state, STYLE_LAYERS + CONTENT_LAYERS).to(rt.device)
-    if rt.channels_last:
-        net = net.to(memory_format=torch.channels_last)
+    net = network_for(weights.load_cache(), STYLE_LAYERS + CONTENT_LAYERS, rt)
     x = torch.rand(1, 3, size, size, device=rt.device, requires_grad=True)
 
     def step():

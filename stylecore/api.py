@@ -17,9 +17,9 @@ from . import colour, images, presets
 from . import weights as weights_mod
 from .device import Runtime, runtime_for
 from .errors import BadInput, Cancelled, OutOfMemory
-from .optimize import Weights, compute_targets, run_scale
+from .optimize import Weights, compute_targets, network_for, run_scale
 from .progress import CancelCheck, Progress, ProgressCallback, cancel_requested
-from .vgg import VGGFeatures, random_state
+from .vgg import random_state
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYERS = ("relu4_2",)
@@ -136,9 +136,7 @@ def stylize(
     rt = runtime_for(device, precision)
     torch.manual_seed(seed)
     state = random_state(model) if random_weights else weights_mod.load_weights(model, weights)
-    net = VGGFeatures(state, STYLE_LAYERS + CONTENT_LAYERS, arch=model, pooling=pooling).to(rt.device)
-    if rt.channels_last:
-        net = net.to(memory_format=torch.channels_last)
+    net = network_for(state, STYLE_LAYERS + CONTENT_LAYERS, rt, arch=model, pooling=pooling)
 
     width, height = src.size
     top = min(max(width, height), working_size or chosen.working_size)

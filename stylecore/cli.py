@@ -12,8 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__, images, weights
 from .api import stylize
 from .errors import BadInput, StylecoreError, WeightsUnavailable
@@ -139,28 +137,14 @@ def _cancel_event(args) -> threading.Event:
 
 def _run_stylize(args, content, styles, output: Path, protect) -> int:
     reporter = _Reporter(args.json_progress, args.quiet)
-    _check_output(output, protect)
+    images.check_output_path(output, protect)
     result = stylize(content, styles, style_weights=getattr(args, "style_weights", None), progress=reporter,
                      cancel=_cancel_event(args), **_options(args))
-    if output.suffix.lower() == ".npy":  # for the plug-in: HxWx4 float32, alpha last
-        images.save_atomic(np.asarray(result.convert("RGBA"), dtype=np.float32) / 255.0, output, protect=protect)
-    else:
-        images.save_atomic(result, output, protect=protect)
+    images.save_atomic(result, output, protect=protect)
     reporter.event(event="done", output=str(output), width=result.width, height=result.height)
     if not args.json_progress:
         print(f"wrote {output} ({result.width}x{result.height})", file=sys.stderr)
     return EXIT_OK
-
-
-def _check_output(output: Path, protect) -> None:
-    """Fails before the long run, not after it, when the output can't be written."""
-    for other in protect:
-        if Path(other).exists() and output.exists() and output.resolve() == Path(other).resolve():
-            raise BadInput(f"{output}: the output would overwrite an input; choose another output path")
-    if output.suffix.lower() not in images.Image.registered_extensions() and output.suffix.lower() != ".npy":
-        raise BadInput(f"{output}: unknown image extension '{output.suffix}'; use .png, .jpg, .tif or .webp")
-    if not output.parent.exists():
-        raise BadInput(f"{output}: the output folder {output.parent} does not exist; create it first")
 
 
 def _weights_command(argv: list[str]) -> int:
@@ -196,8 +180,6 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["demo"]:
             return _demo_command(argv[1:])
         args = build_parser().parse_args(argv)
-        if args.output and Path(args.output).suffix == "" and len(args.styles) >= 1:
-            raise BadInput(f"{args.output}: the output needs an image extension such as .png")
         return _run_stylize(args, args.content, args.styles, Path(args.output), protect=[args.content, *args.styles])
     except StylecoreError as exc:
         return _fail(exc.exit_code, str(exc), json_mode, type(exc).__name__)

@@ -163,8 +163,8 @@ def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
     return Image.fromarray(np.dstack([rgb8, a8]), "RGBA")
 
 
-def save_atomic(image: Image.Image, path: Path, protect=()) -> Path:
-    """Writes to a temporary file beside the target, then renames, so a crash never leaves half a file."""
+def check_output_path(path: Path, protect=()) -> str:
+    """Validates an output path and returns its format; callers run it before a long job, not after."""
     path = Path(path)
     for other in protect:
         try:
@@ -177,13 +177,23 @@ def save_atomic(image: Image.Image, path: Path, protect=()) -> Path:
         raise BadInput(f"{path}: unknown image extension '{path.suffix}'; use .png, .jpg, .tif or .webp")
     if not path.parent.exists():
         raise BadInput(f"{path}: the output folder {path.parent} does not exist; create it first")
-    if fmt == "JPEG" and getattr(image, "mode", None) == "RGBA":
+    return fmt
+
+
+def save_atomic(image: Image.Image, path: Path, protect=()) -> Path:
+    """Writes to a temporary file beside the target, then renames, so a crash never leaves half a file.
+
+    A .npy target gets HxWx4 float32 RGBA in 0..1 (what the GIMP plug-in reads back).
+    """
+    path = Path(path)
+    fmt = check_output_path(path, protect)
+    if fmt == "JPEG" and image.mode == "RGBA":
         image = image.convert("RGB")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             if fmt == "NPY":
-                np.save(fh, image if isinstance(image, np.ndarray) else np.asarray(image, dtype=np.float32) / 255.0)
+                np.save(fh, np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0)
             else:
                 image.save(fh, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
         os.chmod(tmp, 0o644)

@@ -30,6 +30,12 @@ class Weights:
 StepHook = Callable[[int, dict[str, float]], None]  # (evaluations done, loss terms); may raise Cancelled
 
 
+def network_for(state, layers, rt: Runtime, arch: str = "vgg16", pooling: str = "avg") -> VGGFeatures:
+    """The feature network on the run's device and in its memory layout."""
+    net = VGGFeatures(state, layers, arch=arch, pooling=pooling).to(rt.device)
+    return net.to(memory_format=torch.channels_last) if rt.channels_last else net
+
+
 def features_of(net: VGGFeatures, image: torch.Tensor, rt: Runtime) -> dict[str, torch.Tensor]:
     if rt.channels_last:
         image = image.contiguous(memory_format=torch.channels_last)

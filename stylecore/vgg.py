@@ -77,7 +77,7 @@ class VGGFeatures(nn.Module):
             # Zero padding darkens the border of every layer's input; replicating the
             # image's edge at the first conv removes the dark frame optimisation otherwise paints.
             self.features[0].padding_mode = "replicate"
-        self._index = {n: names.index(n) for n in self.layers}
+        self._name_at = {names.index(n): n for n in self.layers}
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False)
@@ -85,15 +85,11 @@ class VGGFeatures(nn.Module):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         x = (image - self.mean) / self.std
-        wanted = {i: n for n, i in self._index.items()}
         out: dict[str, torch.Tensor] = {}
-        last = max(wanted)
-        for i, module in enumerate(self.features):
+        for i, module in enumerate(self.features):  # already truncated after the deepest layer
             x = module(x)
-            if i in wanted:
-                out[wanted[i]] = x
-            if i >= last:
-                break
+            if i in self._name_at:
+                out[self._name_at[i]] = x
         return out
 
 

@@ -248,13 +248,19 @@ def explicit_weights_path(explicit: os.PathLike | None) -> Path | None:
 
 def fetch(arch: str = "vgg16", source: os.PathLike | None = None, force: bool = False, log: Log = _stderr_log) -> Path:
     """Fills the cache from the first source that works; returns the cache path."""
-    target = cache_path(arch)
     if not force and source is None:
         try:
             if load_cache(arch) is not None:
-                return target
+                return cache_path(arch)
         except WeightsUnavailable as exc:
             log(f"ignoring the cached weights: {exc}")
+    _fetch_state(arch, source, log)
+    return cache_path(arch)
+
+
+def _fetch_state(arch: str, source: os.PathLike | None, log: Log) -> StateDict:
+    """Tries each source in turn; caches and returns the first state that verifies."""
+    target = cache_path(arch)
     tried = []
     attempts = []
     if source is not None:
@@ -276,7 +282,7 @@ def fetch(arch: str = "vgg16", source: os.PathLike | None = None, force: bool = 
         verify_state(state, Path(label))
         save_cache(state, target)
         log(f"weights verified and cached at {target}")
-        return target
+        return state
     raise WeightsUnavailable(f"no {arch} weights could be fetched (tried: {'; '.join(tried)}); {MANUAL_HINT}")
 
 
@@ -294,5 +300,4 @@ def load_weights(arch: str = "vgg16", explicit: os.PathLike | None = None, auto_
     if not auto_fetch:
         raise WeightsUnavailable(f"no {arch} weights in {cache_dir()}; run 'stylecore weights fetch'; or {MANUAL_HINT}")
     log(f"first run: fetching {arch} weights (once per machine)")
-    fetch(arch, log=log)
-    return load_cache(arch)
+    return _fetch_state(arch, None, log)

@@ -17,6 +17,7 @@ import tempfile
 import traceback
 
 import gi
+import numpy as np
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
@@ -65,8 +66,6 @@ def read_region(drawable):
         raise PluginError("the selection does not touch this layer; select part of the layer or Select > None")
     buf = drawable.get_buffer()
     raw = buf.get(Gegl.Rectangle.new(x, y, w, h), 1.0, FLOAT_RGBA, Gegl.AbyssPolicy.CLAMP)
-    import numpy as np
-
     arr = np.frombuffer(bytes(raw), dtype=np.float32).reshape(h, w, 4).copy()
     return arr, (x, y, w, h)
 
@@ -132,8 +131,6 @@ def run_worker(cmd, cfg):
 
 
 def write_new_layer(image, source, region, rgb, alpha, name, has_selection):
-    import numpy as np
-
     x, y, w, h = region
     grey = image.get_base_type() == Gimp.ImageBaseType.GRAY
     layer_type = Gimp.ImageType.GRAYA_IMAGE if grey else Gimp.ImageType.RGBA_IMAGE
@@ -208,9 +205,6 @@ def _run(procedure, image, drawables, config):
             raise PluginError(f"{path}: style image not found; choose another file")
     cfg = load_worker_config()
     has_selection = not Gimp.Selection.is_empty(image)
-
-    import numpy as np
-
     pixels, region = read_region(source)
     Gimp.progress_init("Style transfer: starting")
     workdir = tempfile.mkdtemp(prefix="stylecore-gimp-")  # private (0700), removed whatever happens
@@ -222,9 +216,9 @@ def _run(procedure, image, drawables, config):
         result = np.load(output, allow_pickle=False)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        Gimp.progress_end()
     name = "Style: " + os.path.splitext(os.path.basename(style_paths[0]))[0]
     write_new_layer(image, source, region, result[..., :3], pixels[..., 3], name, has_selection)
-    Gimp.progress_end()
     Gimp.displays_flush()
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
