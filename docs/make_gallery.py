@@ -1,4 +1,5 @@
-"""Builds docs/gallery.png: the bench pairs, content | style | result, with the balanced preset.
+"""Builds docs/gallery.png (content | style | result for each painting, balanced preset) and
+docs/before-after.png (tubingen before and after, with The Starry Night).
 
     .venv/bin/python docs/make_gallery.py
 
@@ -35,6 +36,11 @@ def main():
         style = Image.open(BENCH / painting)
         result = stylecore.stylize(content, style, preset="balanced")
         rows.append([thumb(content), thumb(style), thumb(result)])
+        if painting == PAINTINGS[0]:
+            pair = Image.new("RGB", (content.width * 2 + 10, content.height), "white")
+            pair.paste(content.convert("RGB"), (0, 0))
+            pair.paste(result, (content.width + 10, 0))
+            pair.save(REPO / "docs" / "before-after.png")
     widths = [max(r[i].width for r in rows) for i in range(3)]
     sheet = Image.new("RGB", (sum(widths) + 40, len(rows) * (H + 10) + 30), "white")
     d = ImageDraw.Draw(sheet)

@@ -161,10 +161,12 @@ def style_transfer(procedure, run_mode, image, drawables, config, data):
 
             GimpUi.init(PROC_NAME)
             dialog = GimpUi.ProcedureDialog.new(procedure, config, "Style Transfer")
+            dialog.get_scale_entry("strength", 1.0)  # sliders rather than bare spin buttons
+            dialog.get_scale_entry("style-blend", 1.0)
             dialog.fill_box("advanced-box", ["working-size", "style-scale", "seed", "device", "style-file-2", "style-blend"])
-            frame = dialog.fill_frame("advanced-frame", None, False, "advanced-box")
-            frame.set_label("Advanced")
-            dialog.fill(["style-file", "strength", "preserve-colors", "quality", "advanced-frame"])
+            expander = dialog.fill_expander("advanced", None, False, "advanced-box")
+            expander.set_label("Advanced")
+            dialog.fill(["style-file", "strength", "preserve-colors", "quality", "advanced"])
             ok = dialog.run()
             dialog.destroy()
             if not ok:
@@ -251,7 +253,7 @@ class StyleTransfer(Gimp.PlugIn):
                                   False, rw)
         proc.add_choice_argument("quality", "_Quality", "Draft is a quick preview; best takes longest",
                                  _choice(QUALITIES), "balanced", rw)
-        proc.add_int_argument("working-size", "_Working size", "Long side in pixels of the finest optimised scale (0: preset's)",
+        proc.add_int_argument("working-size", "_Working size (0 = automatic)", "Long side in pixels of the finest optimised scale (0: preset's)",
                               0, 8192, 0, rw)
         proc.add_double_argument("style-scale", "Brush s_cale", "Brush size relative to the image (1: the painting's own)",
                                  0.1, 4.0, 1.0, rw)
