@@ -110,7 +110,7 @@ def stylize(
     weights: str | None = None,
     random_weights: bool = False,
     tv_weight: float | None = None,
-    pooling: str = "avg",
+    pooling: str = "max",
     progress: ProgressCallback | None = None,
     cancel: CancelCheck = None,
 ) -> Image.Image:

@@ -30,7 +30,7 @@ class Weights:
 StepHook = Callable[[int, dict[str, float]], None]  # (evaluations done, loss terms); may raise Cancelled
 
 
-def network_for(state, layers, rt: Runtime, arch: str = "vgg16", pooling: str = "avg") -> VGGFeatures:
+def network_for(state, layers, rt: Runtime, arch: str = "vgg16", pooling: str = "max") -> VGGFeatures:
     """The feature network on the run's device and in its memory layout."""
     net = VGGFeatures(state, layers, arch=arch, pooling=pooling).to(rt.device)
     return net.to(memory_format=torch.channels_last) if rt.channels_last else net

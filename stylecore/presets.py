@@ -23,9 +23,9 @@ class Preset:
 
 
 PRESETS = {
-    "draft": Preset("draft", working_size=256, min_size=128, coarse_evals=50, fine_evals=5, scale_step=2.0),
-    "balanced": Preset("balanced", working_size=1024, min_size=128, coarse_evals=100, fine_evals=6, scale_step=2.0),
-    "best": Preset("best", working_size=1536, min_size=128, coarse_evals=160, fine_evals=10),
+    "draft": Preset("draft", working_size=256, min_size=128, coarse_evals=40, fine_evals=6, scale_step=2.0),
+    "balanced": Preset("balanced", working_size=1024, min_size=128, coarse_evals=60, fine_evals=8, scale_step=2.0),
+    "best": Preset("best", working_size=1024, min_size=128, coarse_evals=100, fine_evals=10),
 }
 
 

@@ -64,7 +64,7 @@ class VGGFeatures(nn.Module):
     """
 
     def __init__(self, state: dict[str, np.ndarray], layers: Iterable[str], arch: str = "vgg16",
-                 pooling: str = "avg", replicate_pad: bool = True):
+                 pooling: str = "max", replicate_pad: bool = True):
         super().__init__()
         names = layer_names(arch)
         self.layers = sorted(set(layers), key=names.index)
