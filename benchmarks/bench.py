@@ -47,8 +47,19 @@ def child(kind: str, size: int, preset: str, content: str, style: str, out: str)
         result = Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
     seconds = time.perf_counter() - t
     result.save(out)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mb()
     print(json.dumps({"seconds": seconds, "peak_rss_mb": rss, "evals": evals}))
+
+
+def peak_rss_mb() -> float:
+    """This process's own high-water mark: ru_maxrss would carry over the parent's across exec."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(kind, size, preset, content, style, outdir: Path) -> dict:
