@@ -35,7 +35,7 @@ def child(kind: str, size: int, preset: str, content: str, style: str, out: str)
     img = img.resize((round(img.width * k), round(img.height * k)), Image.LANCZOS)
     t = time.perf_counter()
     if kind == "stylecore":
-        result = stylecore.stylize(img, BENCH / style, preset=preset, working_size=size)
+        result = stylecore.stylize(img, BENCH / style, preset=preset)  # the preset's own working-size cap
         evals = None
     else:
         from benchmarks import baseline
