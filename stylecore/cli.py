@@ -98,8 +98,12 @@ class _Reporter:
             return
         self.last = now
         filled = int(p.done * 30)
-        line = (f"[{'#' * filled}{'.' * (30 - filled)}] {p.done * 100:3.0f}%  scale {p.scale}/{p.scales} "
-                f"{p.width}x{p.height}  step {p.step}/{p.steps}  elapsed {_fmt_seconds(p.elapsed)}  ETA {_fmt_seconds(p.eta)}")
+        if p.stage == "finish":
+            detail = f"done in {_fmt_seconds(p.elapsed)}"
+        else:
+            detail = (f"scale {p.scale}/{p.scales} {p.width}x{p.height}  step {p.step}/{p.steps}  "
+                      f"elapsed {_fmt_seconds(p.elapsed)}  ETA {_fmt_seconds(p.eta)}")
+        line = f"[{'#' * filled}{'.' * (30 - filled)}] {p.done * 100:3.0f}%  {detail}"
         if self.bar:
             sys.stderr.write("\r" + line + ("\n" if p.stage == "finish" else ""))
         else:
