@@ -146,3 +146,20 @@ def test_module_entry_point_runs_as_a_program(tmp_path):
 
 def test_fast_options_are_plain_keywords():
     assert set(FAST) <= set(api.stylize.__kwdefaults__)
+
+
+@pytest.mark.real_weights
+def test_worker_stops_when_its_parent_closes_the_pipe(real_weights_available, tmp_path):
+    """What happens when GIMP cancels: the plug-in dies, its pipe closes, the worker must stop."""
+    from .conftest import bench
+
+    out = tmp_path / "o.png"
+    cmd = [sys.executable, "-m", "stylecore", str(bench("tubingen.jpg")), str(bench("starry_night.jpg")), "-o", str(out),
+           "--json-progress", "--cancel-on-stdin-eof", "--preset", "best"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = json.loads(proc.stdout.readline())
+    assert first["event"] == "progress"
+    proc.stdin.close()
+    code = proc.wait(timeout=60)
+    assert code == 4 and not out.exists()
+    assert "cancelled" in proc.stderr.read()
