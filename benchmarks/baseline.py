@@ -20,7 +20,7 @@ def _gram(f):
 
 
 def run(state, content: torch.Tensor, style: torch.Tensor, steps: int = 300, style_weight: float = 1e6):
-    net = VGGFeatures(state, STYLE + CONTENT, pooling="max", replicate_pad=False)
+    net = VGGFeatures(state, STYLE + CONTENT, pooling="max", padding="zeros")
     style = F.interpolate(style, size=content.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
     with torch.no_grad():
         fs, fc = net(style), net(content)

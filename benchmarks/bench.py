@@ -1,7 +1,7 @@
 """Speed, memory and quality figures, with the classic baseline measured side by side.
 
     .venv/bin/python benchmarks/bench.py                 # 256 and 512 px, baseline at 256
-    .venv/bin/python benchmarks/bench.py --sizes 256 512 1024 --baseline-sizes 256 512
+    .venv/bin/python benchmarks/bench.py --sizes 256 512 1024 --baseline-sizes 256 512 --large 6000x4000
 
 Each end-to-end run happens in its own process so that its peak RSS is its own.
 """
@@ -22,7 +22,22 @@ BENCH = REPO.parent / "shared" / "bench" / "images"
 PAIRS = [("tubingen.jpg", "starry_night.jpg"), ("golden_gate.jpg", "the_scream.jpg"), ("hoovertowernight.jpg", "shipwreck.jpg")]
 
 
-def child(kind: str, size: int, preset: str, content: str, style: str, out: str) -> None:
+def load_content(content: str, size: str):
+    """The bench photo at a long side ('1024') or at an exact size ('6000x4000', cropped to its aspect)."""
+    from PIL import Image
+
+    img = Image.open(BENCH / content).convert("RGB")
+    if "x" in size:
+        w, h = map(int, size.split("x"))
+        k = max(w / img.width, h / img.height)
+        img = img.resize((max(w, round(img.width * k)), max(h, round(img.height * k))), Image.LANCZOS)
+        left, top = (img.width - w) // 2, (img.height - h) // 2
+        return img.crop((left, top, left + w, top + h))
+    k = int(size) / max(img.size)
+    return img.resize((round(img.width * k), round(img.height * k)), Image.LANCZOS)
+
+
+def child(kind: str, size: str, preset: str, content: str, style: str, out: str) -> None:
     import numpy as np
     import torch
     from PIL import Image
@@ -30,12 +45,11 @@ def child(kind: str, size: int, preset: str, content: str, style: str, out: str)
     import stylecore
     from stylecore import weights
 
-    img = Image.open(BENCH / content).convert("RGB")
-    k = size / max(img.size)
-    img = img.resize((round(img.width * k), round(img.height * k)), Image.LANCZOS)
+    img = load_content(content, size)
+    records = []
     t = time.perf_counter()
     if kind == "stylecore":
-        result = stylecore.stylize(img, BENCH / style, preset=preset)  # the preset's own working-size cap
+        result = stylecore.stylize(img, BENCH / style, preset=preset, progress=records.append)
         evals = None
     else:
         from benchmarks import baseline
@@ -48,7 +62,19 @@ def child(kind: str, size: int, preset: str, content: str, style: str, out: str)
     seconds = time.perf_counter() - t
     result.save(out)
     rss = peak_rss_mb()
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": rss, "evals": evals}))
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": rss, "evals": evals, **steady_state(records)}))
+
+
+def steady_state(records) -> dict:
+    """Seconds per evaluation at the finest scale, from the engine's own progress records."""
+    opt = [r for r in records if r.stage == "optimize"]
+    if not opt:
+        return {}
+    last = [r for r in opt if r.scale == opt[-1].scale]
+    gaps = sorted(b.elapsed - a.elapsed for a, b in zip(last, last[1:]) if b.step == a.step + 1)
+    if not gaps:
+        return {}
+    return {"top_width": last[-1].width, "top_height": last[-1].height, "s_per_eval": gaps[len(gaps) // 2]}
 
 
 def peak_rss_mb() -> float:
@@ -63,7 +89,7 @@ def peak_rss_mb() -> float:
 
 
 def measure(kind, size, preset, content, style, outdir: Path) -> dict:
-    out = outdir / f"{kind}-{preset}-{size}-{Path(content).stem}.png"
+    out = outdir / f"{kind}-{preset}-{size}-{Path(content).stem}.{'jpg' if 'x' in str(size) else 'png'}"
     r = subprocess.run([sys.executable, __file__, "--child", kind, str(size), preset, content, style, str(out)],
                        capture_output=True, text=True)
     if r.returncode != 0:
@@ -71,42 +97,76 @@ def measure(kind, size, preset, content, style, outdir: Path) -> dict:
     return {**json.loads(r.stdout.strip().splitlines()[-1]), "out": out}
 
 
-def throughput(size: int) -> dict:
+def bare_pass(height: int, width: int, bf16: bool, reps: int = 3) -> float:
+    """Seconds for torchvision's VGG16 to relu5_1, forward plus input gradient, nothing else."""
     import torch
+    import torchvision
 
-    from stylecore import weights
-    from stylecore.api import CONTENT_LAYERS, STYLE_LAYERS
+    net = torchvision.models.vgg16().features[:26].eval().requires_grad_(False)
+    net = net.to(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, height, width).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y = net(x)
+        y.float().sum().backward()
+
+    step()
+    t = time.perf_counter()
+    for _ in range(reps):
+        step()
+    return (time.perf_counter() - t) / reps
+
+
+def throughput_lines(size: int, engine: dict | None) -> list[str]:
     from stylecore.device import runtime_for
-    from stylecore.losses import gram
-    from stylecore.optimize import features_of, network_for
     from stylecore.vgg import flops_per_pass
 
     rt = runtime_for("auto")
-    net = network_for(weights.load_cache(), STYLE_LAYERS + CONTENT_LAYERS, rt)
-    x = torch.rand(1, 3, size, size, device=rt.device, requires_grad=True)
+    uses_bf16 = rt.autocast_dtype is not None
+    h, w = (engine["top_height"], engine["top_width"]) if engine else (size, size)
+    flops = 2 * flops_per_pass("vgg16", h, w, "relu5_1")
+    fp32 = bare_pass(h, w, bf16=False)
+    lines = [f"[{w}x{h}] one VGG16 pass to relu5_1, forward + input gradient: {flops / 1e9:.0f} GFLOP; "
+             f"bare torch fp32 {fp32:.2f} s = {flops / fp32 / 1e9:.0f} GFLOP/s"]
+    if uses_bf16:
+        bf = bare_pass(h, w, bf16=True)
+        lines.append(f"[{w}x{h}] bare torch bf16 autocast {bf:.2f} s = {flops / bf / 1e9:.0f} GFLOP/s")
+        reference = bf
+    else:
+        small = 2 * flops_per_pass("vgg16", 128, 128, "relu5_1")
+        bf = bare_pass(128, 128, bf16=True, reps=1)
+        lines.append(f"[128x128] bare torch bf16 autocast {bf:.2f} s = {small / bf / 1e9:.1f} GFLOP/s: this CPU has no "
+                     "native bf16 (no avx512_bf16/amx_bf16), so the engine stays in fp32")
+        reference = fp32
+    if engine:
+        s = engine["s_per_eval"]
+        lines.append(f"[{w}x{h}] engine steady state (balanced, finest scale): {s:.2f} s/eval = {flops / s / 1e9:.0f} "
+                     f"GFLOP/s = {100 * reference / s:.0f} % of the bare {'bf16' if uses_bf16 else 'fp32'} pass")
+    return lines
 
-    def step():
-        f = features_of(net, x, rt)
-        sum(gram(v).sum() for v in f.values()).backward()
 
-    step()
-    n, t = 3, time.perf_counter()
-    for _ in range(n):
-        step()
-    per = (time.perf_counter() - t) / n
-    flops = 2 * flops_per_pass("vgg16", size, size, "relu5_1")
-    return {"s_per_eval": per, "gflop": flops / 1e9, "gflops": flops / per / 1e9, "bf16": rt.autocast_dtype is not None}
+def seam_ratio(path: Path, columns: list[int]) -> float:
+    """Colour jump across the given columns over the mean jump between neighbouring columns (1: no seam)."""
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
+    jumps = np.abs(np.diff(a, axis=1)).mean(axis=(0, 2))
+    return float(np.mean([jumps[c - 1] for c in columns]) / jumps.mean())
 
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], int(sys.argv[3]), *sys.argv[4:8])
+        child(sys.argv[2], sys.argv[3], *sys.argv[4:8])
         return
     p = argparse.ArgumentParser()
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--baseline-sizes", type=int, nargs="*", default=[256])
     p.add_argument("--presets", nargs="+", default=["draft", "balanced"])
     p.add_argument("--pairs", type=int, default=1, help="how many bench pairs to judge quality on")
+    p.add_argument("--only-large", action="store_true", help="skip the sizes, run only --large")
+    p.add_argument("--large", default=None, help="also one big layer, e.g. 6000x4000 (balanced preset)")
     p.add_argument("--out", default="/tmp/stylecore-bench")
     args = p.parse_args()
     outdir = Path(args.out)
@@ -116,23 +176,45 @@ def main():
     judge = quality.Judge(weights.load_cache())
     print(f"machine: {subprocess.run(['uname', '-srm'], capture_output=True, text=True).stdout.strip()}, "
           f"{__import__('os').cpu_count()} logical CPUs")
-    for size in args.sizes:
-        t = throughput(size)
-        print(f"[{size}px] one VGG16 pass to relu5_1, forward + input gradient: {t['gflop']:.0f} GFLOP, "
-              f"{t['s_per_eval']:.2f} s/eval, {t['gflops']:.0f} GFLOP/s (bf16 autocast: {t['bf16']})", flush=True)
-    for size in args.sizes:
+    for size in [] if args.only_large else args.sizes:
         for content, style in PAIRS[: args.pairs]:
             rows = {}
             for preset in args.presets:
                 rows[preset] = measure("stylecore", size, preset, content, style, outdir)
             if size in args.baseline_sizes:
                 rows["baseline"] = measure("baseline", size, "classic", content, style, outdir)
+            if "balanced" in rows and size == max(args.sizes) and content == PAIRS[0][0]:
+                for line in throughput_lines(size, rows["balanced"]):
+                    print(line, flush=True)
             for name, r in rows.items():
                 sd = judge.style_distance(r["out"], BENCH / style)
                 cd = judge.content_distance(r["out"], BENCH / content)
                 ratio = f"  {rows['baseline']['seconds'] / r['seconds']:.1f}x faster than baseline" if "baseline" in rows and name != "baseline" else ""
                 print(f"[{size}px {Path(content).stem} x {Path(style).stem}] {name:9s} {r['seconds']:7.1f} s  "
                       f"peak RSS {r['peak_rss_mb']:6.0f} MB  style dist {sd:.3f}  content dist {cd:.3f}{ratio}", flush=True)
+
+
+    if args.large:
+        large(args.large, outdir, judge)
+
+
+def large(size: str, outdir: Path, judge) -> None:
+    from stylecore import api, presets
+    from stylecore.device import runtime_for, tile_side
+    from stylecore.tiling import make_grid
+
+    content, style = PAIRS[0]
+    r = measure("stylecore", size, "balanced", content, style, outdir)
+    side = tile_side(runtime_for("auto"))
+    cap = presets.PRESETS["balanced"].working_size
+    w, h = map(int, size.split("x"))
+    k = w / r["top_width"]
+    grid = make_grid(r["top_height"], r["top_width"], side, api.HALO, api.ALIGN)
+    cuts = [round(x * k) for x in sorted({t.x0 for t in grid.tiles}) if x > 0]  # tile edges, in output columns
+    print(f"[{size} {Path(content).stem} x {Path(style).stem}] balanced {r['seconds']:7.1f} s  peak RSS "
+          f"{r['peak_rss_mb']:6.0f} MB  optimised up to {r['top_width']}x{r['top_height']} (cap {cap}) in "
+          f"{side}-px tiles  seam ratio at tile edges {seam_ratio(r['out'], cuts) if cuts else float('nan'):.2f} "
+          f"(1.00 = like any other column)  style dist {judge.style_distance(r['out'], BENCH / style):.3f}", flush=True)
 
 
 if __name__ == "__main__":

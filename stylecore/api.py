@@ -10,19 +10,26 @@ from typing import Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from . import colour, images, presets
+from . import colour, images, presets, resize
+from . import seamless as seamless_mod
 from . import weights as weights_mod
-from .device import Runtime, runtime_for
+from .device import Runtime, runtime_for, tile_side
 from .errors import BadInput, Cancelled, OutOfMemory
-from .optimize import Weights, compute_targets, network_for, run_scale
+from .losses import blend_grams
+from .optimize import Weights, content_targets, network_for, run_scale, style_grams, tiled_objective, whole_image_objective
 from .progress import CancelCheck, Progress, ProgressCallback, cancel_requested
+from .tiling import make_grid
 from .vgg import random_state
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYERS = ("relu4_2",)
+# Layers whose Grams describe fine texture: above the painting's own resolution their targets
+# come from the painting at its own size, since an enlarged painting has no fine texture to give.
+DETAIL_LAYERS = ("relu1_1", "relu2_1")
+ALIGN = 16  # four poolings before relu5_1: tile edges and seamless sizes on multiples of 16
+HALO = 80  # receptive-field radius of relu5_1 in VGG16 is 66 px: tiles see that far past their core
 StyleSpec = Union[images.ImageLike, Sequence[images.ImageLike], Sequence[tuple[images.ImageLike, float]]]
 
 # strength s in [0, 100] maps log-linearly onto the style/content weight ratio, which is how
@@ -40,10 +47,18 @@ class _Scale:
     width: int
     height: int
     evals: int
+    tiled: bool = False
+
+    @property
+    def cost(self) -> float:  # relative work, for progress: a tiled pass makes an extra forward pass
+        return self.width * self.height * self.evals * (1.6 if self.tiled else 1.0)
 
 
-def _fit(width: int, height: int, long_side: int) -> tuple[int, int]:
+def _fit(width: int, height: int, long_side: int, multiple: int = 1) -> tuple[int, int]:
     k = long_side / max(width, height)
+    if multiple > 1:
+        return (max(multiple, round(width * k / multiple) * multiple),
+                max(multiple, round(height * k / multiple) * multiple))
     return max(1, round(width * k)), max(1, round(height * k))
 
 
@@ -51,11 +66,8 @@ def _to_tensor(arr: np.ndarray, device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].to(device)
 
 
-def _resize(t: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    if t.shape[-1] == width and t.shape[-2] == height:
-        return t
-    down = width < t.shape[-1]
-    return F.interpolate(t, size=(height, width), mode="bicubic", align_corners=False, antialias=down).clamp(0, 1)
+def _resize(t: torch.Tensor, width: int, height: int, wrap: bool = False) -> torch.Tensor:
+    return resize.bicubic(t, width, height, wrap=wrap)
 
 
 def _normalise_styles(style: StyleSpec, style_weights: Sequence[float] | None):
@@ -111,6 +123,7 @@ def stylize(
     random_weights: bool = False,
     tv_weight: float | None = None,
     pooling: str = "max",
+    seamless: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck = None,
 ) -> Image.Image:
@@ -118,7 +131,9 @@ def stylize(
 
     Alpha is passed through untouched. `progress` receives a Progress record after every
     evaluation; `cancel` (an Event or a callable) is polled as often, and a cancelled run
-    raises Cancelled without returning anything.
+    raises Cancelled without returning anything. With `seamless`, the result tiles without a
+    seam (edges wrap around). Layers bigger than the preset's full-network size are refined
+    at their own resolution, tile by tile, against style statistics of the whole picture.
     """
     started = time.perf_counter()
     _check_options(strength, style_scale, working_size, tv_weight)
@@ -136,24 +151,44 @@ def stylize(
     rt = runtime_for(device, precision)
     torch.manual_seed(seed)
     state = random_state(model) if random_weights else weights_mod.load_weights(model, weights)
-    net = network_for(state, STYLE_LAYERS + CONTENT_LAYERS, rt, arch=model, pooling=pooling)
+    net = network_for(state, STYLE_LAYERS + CONTENT_LAYERS, rt, arch=model, pooling=pooling, seamless=seamless)
 
     width, height = src.size
-    top = min(max(width, height), working_size or chosen.working_size)
-    plan = [_Scale(*_fit(width, height, side), evals) for side, evals in presets.schedule(chosen, top)]
+    top = min(max(width, height), working_size or chosen.working_size or max(width, height))
+    side = tile_side(rt)
+    plan = []
+    for long_side, evals in presets.schedule(chosen, top):
+        w, h = _fit(width, height, long_side, ALIGN if seamless else 1)
+        plan.append(_Scale(w, h, evals, tiled=w * h > side * side))
     try:
-        result = _optimise(src, styles, blend, plan, net, rt, strength, preserve_colors, style_scale,
-                           tv_weight, seed, started, progress, cancel)
+        result = _optimise(src, styles, blend, plan, net, side, rt, strength, preserve_colors, style_scale,
+                           tv_weight, seed, seamless, started, progress, cancel)
     except torch.OutOfMemoryError as exc:
-        raise OutOfMemory(f"the {rt.device.type} ran out of memory at {plan[-1].width}x{plan[-1].height}; lower the working size or use --device cpu") from exc
-    out = _resize(result, width, height)[0].permute(1, 2, 0).float().cpu().numpy()
+        raise OutOfMemory(f"the {rt.device.type} ran out of memory at {plan[-1].width}x{plan[-1].height}; "
+                          "lower the working size or use --device cpu") from exc
+    out = _resize(result, width, height, wrap=seamless)[0].permute(1, 2, 0).float().cpu().numpy()
     if progress:
         progress(Progress("finish", len(plan), len(plan), width, height, 0, 0, 1.0, time.perf_counter() - started, 0.0))
     return images.to_pil(out, src.alpha)
 
 
-def _optimise(src, styles, blend, plan, net, rt: Runtime, strength, preserve_colors, style_scale,
-              tv_weight, seed, started, progress, cancel) -> torch.Tensor:
+def _style_grams(net, style: torch.Tensor, long_side: int, rt: Runtime, side: int, poll) -> dict[str, torch.Tensor]:
+    """Style Grams for one scale; paintings bigger than a tile are summed tile by tile."""
+    def grams_of(img, layers):
+        h, w = img.shape[-2:]
+        grid = make_grid(h, w, side, HALO, ALIGN) if h * w > side * side else None
+        return style_grams(net, img, layers, rt, grid, poll)
+
+    native = max(style.shape[-1], style.shape[-2])
+    scaled = _resize(style, *_fit(style.shape[-1], style.shape[-2], long_side))
+    if long_side <= native:
+        return grams_of(scaled, STYLE_LAYERS)
+    deep = [n for n in STYLE_LAYERS if n not in DETAIL_LAYERS]
+    return {**grams_of(style, DETAIL_LAYERS), **grams_of(scaled, deep)}
+
+
+def _optimise(src, styles, blend, plan, net, side: int, rt: Runtime, strength, preserve_colors, style_scale,
+              tv_weight, seed, seamless, started, progress, cancel) -> torch.Tensor:
     content_full = _to_tensor(src.rgb, rt.device)
     style_full = [_to_tensor(s.rgb, rt.device) for s in styles]
     if preserve_colors:
@@ -162,42 +197,52 @@ def _optimise(src, styles, blend, plan, net, rt: Runtime, strength, preserve_col
         work_source = content_grey
     else:
         work_source = content_full
+    if seamless:
+        work_source = seamless_mod.make_tileable(work_source)
+    tv = 0.0 if tv_weight is None else tv_weight
+    total_cost = float(sum(s.cost for s in plan))
     layer_weights = {n: 1.0 / len(STYLE_LAYERS) for n in STYLE_LAYERS}
-    loss_weights = Weights(style=style_weight_for(strength), content=1.0,
-                           tv=0.0 if tv_weight is None else tv_weight, style_layers=layer_weights)
-    costs = [s.width * s.height * s.evals for s in plan]
-    total_cost = float(sum(costs))
+    loss_weights = Weights(style=style_weight_for(strength), content=1.0, tv=tv, style_layers=layer_weights)
     image = None
+    curvature = None
     done_cost = 0.0
+
+    def poll():
+        if cancel_requested(cancel):
+            raise Cancelled()
+
     for index, scale in enumerate(plan):
-        content_s = _resize(work_source, scale.width, scale.height)
-        style_s = []
-        for st in style_full:
-            sw, sh = _fit(st.shape[-1], st.shape[-2], max(16, round(max(scale.width, scale.height) * style_scale)))
-            style_s.append(_resize(st, sw, sh))
-        targets = compute_targets(net, style_s, blend, content_s, STYLE_LAYERS, CONTENT_LAYERS, rt)
+        poll()
+        long_side = max(16, round(max(scale.width, scale.height) * style_scale))
+        grams = blend_grams([_style_grams(net, st, long_side, rt, side, poll) for st in style_full], blend)
+        content_s = _resize(work_source, scale.width, scale.height, wrap=seamless)
         if image is None:
             noise = torch.randn(content_s.shape, generator=torch.Generator().manual_seed(seed)).to(content_s) * 0.01
             init = (content_s + noise).clamp(0, 1)
         else:
-            init = _resize(image, scale.width, scale.height)
+            init = _resize(image, scale.width, scale.height, wrap=seamless)
+        if scale.tiled:
+            grid = make_grid(scale.height, scale.width, side, HALO, ALIGN, wrap=seamless)
+            targets = content_targets(net, grams, content_s, CONTENT_LAYERS, rt, grid, poll)
+            objective = tiled_objective(net, targets, loss_weights, rt, grid, CONTENT_LAYERS[0], seamless, poll)
+        else:
+            targets = content_targets(net, grams, content_s, CONTENT_LAYERS, rt)
+            objective = whole_image_objective(net, targets, loss_weights, rt, seamless)
 
         def hook(step, terms, index=index, scale=scale, base=done_cost):
-            if cancel_requested(cancel):
-                raise Cancelled()
+            poll()
             if progress is None:
                 return
-            done = (base + scale.width * scale.height * step) / total_cost
+            done = (base + scale.cost * step / scale.evals) / total_cost
             elapsed = time.perf_counter() - started
             eta = elapsed * (1 - done) / done if done > 0.02 else None
-            progress(Progress("optimize", index + 1, len(plan), scale.width, scale.height, step, scale.evals,
-                              min(done, 1.0), elapsed, eta, terms))
+            progress(Progress("optimize", index + 1, len(plan), scale.width,
+                              scale.height, step, scale.evals, min(done, 1.0), elapsed, eta, terms))
 
-        if cancel_requested(cancel):
-            raise Cancelled()
-        image = run_scale(net, init, targets, loss_weights, scale.evals, rt, hook)
-        done_cost += costs[index]
+        image, curvature = run_scale(init, objective, scale.evals, hook, curvature=curvature)
+        done_cost += scale.cost
     if preserve_colors:
-        content_top = _resize(content_full, image.shape[-1], image.shape[-2])
+        chroma = seamless_mod.make_tileable(content_full) if seamless else content_full
+        content_top = _resize(chroma, image.shape[-1], image.shape[-2], wrap=seamless)
         image = colour.recombine(image, content_top)
     return image

@@ -29,6 +29,7 @@ class _Parser(argparse.ArgumentParser):
 def _add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=float, default=70.0, help="0..100, how strongly the style repaints (default 70)")
     p.add_argument("--preserve-colors", action="store_true", help="keep the content's colours; transfer only brushwork")
+    p.add_argument("--seamless", action="store_true", help="make the output tile seamlessly (textures)")
     p.add_argument("--style-scale", type=float, default=1.0, help="brush size relative to the output, 0.1..4 (default 1)")
     p.add_argument("--preset", choices=list(PRESETS), default="balanced", help="draft (preview), balanced, best")
     p.add_argument("--working-size", type=int, default=None, help="long side, in pixels, of the finest optimised scale")
@@ -118,7 +119,8 @@ class _Reporter:
 def _options(args) -> dict:
     return dict(strength=args.strength, preserve_colors=args.preserve_colors, style_scale=args.style_scale,
                 preset=args.preset, working_size=args.working_size, seed=args.seed, device=args.device,
-                precision=args.precision, model=args.model, weights=args.weights, tv_weight=args.tv_weight)
+                precision=args.precision, model=args.model, weights=args.weights, tv_weight=args.tv_weight,
+                seamless=args.seamless)
 
 
 def _cancel_event(args) -> threading.Event:

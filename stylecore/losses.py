@@ -41,10 +41,16 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return relative_sq_error(features, target)
 
 
-def tv_loss(image: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of neighbouring pixels: discourages high-frequency noise."""
-    dx = image[..., :, 1:] - image[..., :, :-1]
-    dy = image[..., 1:, :] - image[..., :-1, :]
+def tv_loss(image: torch.Tensor, wrap: bool = False) -> torch.Tensor:
+    """Mean squared difference of neighbouring pixels: discourages high-frequency noise.
+
+    With wrap, the last column neighbours the first (seamless mode)."""
+    if wrap:
+        dx = image - image.roll(1, dims=-1)
+        dy = image - image.roll(1, dims=-2)
+    else:
+        dx = image[..., :, 1:] - image[..., :, :-1]
+        dy = image[..., 1:, :] - image[..., :-1, :]
     return dx.pow(2).mean() + dy.pow(2).mean()
 
 

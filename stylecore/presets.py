@@ -1,7 +1,9 @@
 """Quality presets: how many evaluations to spend at which sizes.
 
 Cost of one evaluation grows with the pixel count, so most evaluations run at coarse scales,
-where the picture's structure and colours are decided; the fine scales only add brushwork.
+where the picture's structure and colours are decided; the fine scales only sharpen brushwork.
+Above `base_size` each doubling gets a few evaluations only: those scales are tiled when they
+outgrow the device, against style statistics of the whole picture.
 """
 
 from __future__ import annotations
@@ -15,17 +17,22 @@ from .errors import BadInput
 @dataclass(frozen=True)
 class Preset:
     name: str
-    working_size: int  # long side of the finest optimised scale, at most
+    working_size: int | None  # long side of the finest optimised scale, at most; None: the layer's own
     min_size: int  # long side of the coarsest scale
-    coarse_evals: int  # evaluations at the coarsest scale
-    fine_evals: int  # evaluations at the finest scale
+    coarse_evals: int  # evaluations at min_size
+    fine_evals: int  # the fewest evaluations any scale up to base_size gets
+    decay: float  # evaluations fall as (min_size / size) ** decay: equal time per scale is decay 2
     scale_step: float = math.sqrt(2.0)
+    base_size: int = 1024  # long side up to which evaluations fall geometrically from coarse to fine
+    refine_evals: int = 4  # evaluations at each doubling above base_size
 
 
 PRESETS = {
-    "draft": Preset("draft", working_size=256, min_size=128, coarse_evals=40, fine_evals=6, scale_step=2.0),
-    "balanced": Preset("balanced", working_size=1024, min_size=128, coarse_evals=60, fine_evals=8, scale_step=2.0),
-    "best": Preset("best", working_size=1024, min_size=128, coarse_evals=100, fine_evals=10),
+    "draft": Preset("draft", working_size=256, min_size=128, coarse_evals=32, fine_evals=6, decay=2.4, scale_step=2.0),
+    "balanced": Preset("balanced", working_size=2048, min_size=128, coarse_evals=60, fine_evals=6, decay=1.45,
+                       scale_step=2.0),
+    "best": Preset("best", working_size=None, min_size=128, coarse_evals=100, fine_evals=10, decay=1.1,
+                   refine_evals=6),
 }
 
 
@@ -39,16 +46,16 @@ def get_preset(name: str) -> Preset:
 def schedule(preset: Preset, long_side: int) -> list[tuple[int, int]]:
     """(long side, evaluations) per scale, coarse to fine, ending exactly at long_side."""
     top = max(long_side, 16)
+    upper = []
+    while top > 1.5 * preset.base_size:
+        upper.append((top, preset.refine_evals))
+        top = round(top / 2)
     sizes = [top]
     while sizes[-1] / preset.scale_step >= preset.min_size * 0.99:
         sizes.append(round(sizes[-1] / preset.scale_step))
     sizes.reverse()
-    if len(sizes) == 1:
-        return [(top, preset.coarse_evals)]
     out = []
-    for i, size in enumerate(sizes):
-        t = i / (len(sizes) - 1)
-        # geometric interpolation of the evaluation count between coarse and fine
-        evals = preset.coarse_evals * (preset.fine_evals / preset.coarse_evals) ** t
-        out.append((size, max(1, round(evals))))
-    return out
+    for size in sizes:
+        evals = preset.coarse_evals * min(1.0, preset.min_size / size) ** preset.decay
+        out.append((size, max(preset.fine_evals, round(evals))))
+    return out + upper[::-1]

@@ -19,7 +19,7 @@ CONTENT_LAYER = "relu4_2"
 
 class Judge:
     def __init__(self, state: dict[str, np.ndarray], size: int = 256):
-        self.net = VGGFeatures(state, STYLE_LAYERS + (CONTENT_LAYER,), pooling="max", replicate_pad=False)
+        self.net = VGGFeatures(state, STYLE_LAYERS + (CONTENT_LAYER,), pooling="max", padding="zeros")
         self.size = size
 
     @torch.no_grad()

@@ -64,7 +64,7 @@ class VGGFeatures(nn.Module):
     """
 
     def __init__(self, state: dict[str, np.ndarray], layers: Iterable[str], arch: str = "vgg16",
-                 pooling: str = "max", replicate_pad: bool = True):
+                 pooling: str = "max", padding: str = "replicate"):
         super().__init__()
         names = layer_names(arch)
         self.layers = sorted(set(layers), key=names.index)
@@ -73,7 +73,12 @@ class VGGFeatures(nn.Module):
         own = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in state.items()
                if int(k.split(".")[1]) <= upto}
         self.features.load_state_dict({k.removeprefix("features."): v for k, v in own.items()})
-        if replicate_pad:
+        if padding == "circular":
+            # seamless mode: every conv sees the opposite edge, so the picture tiles without a seam
+            for module in self.features:
+                if isinstance(module, nn.Conv2d):
+                    module.padding_mode = "circular"
+        elif padding == "replicate":
             # Zero padding darkens the border of every layer's input; replicating the
             # image's edge at the first conv removes the dark frame optimisation otherwise paints.
             self.features[0].padding_mode = "replicate"

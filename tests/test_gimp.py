@@ -81,10 +81,16 @@ R["missing"] = stylise(img5, img5.get_layers()[0], "{h.SHARE}/nope.jpg", **{{{FA
 R["corrupt"] = stylise(img5, img5.get_layers()[0], "{h.SHARE}/corrupt.jpg", **{{{FAST}}})
 R["none"] = stylise(img5, img5.get_layers()[0], None, **{{{FAST}}})
 R["bad_layers"] = len(img5.get_layers())
+
+# seamless: the new layer's right edge runs on into its left one
+img6 = load("{h.SHARE}/content.jpg")
+R["seam_run"] = stylise(img6, img6.get_layers()[0], "{h.SHARE}/style.jpg", seamless=True, **{{{FAST}}})
+R["seam_new"], R["seam_src"] = wrap_jump(img6.get_layers()[0]), wrap_jump(img6.get_layers()[1])
 ''')
     SUCCESS, ERROR = 3, 0
     assert r["registered"] and r["menu"] == ["<Image>/Filters"] and r["label"].startswith("Style Transfer")
-    assert {"style-file", "strength", "preserve-colors", "quality", "seed"} <= set(r["args"])
+    assert {"style-file", "strength", "preserve-colors", "quality", "seed", "seamless"} <= set(r["args"])
+    assert r["args"][-1] == "seamless"  # new arguments only at the end: scripts that call it keep working
 
     assert r["run"][0] == SUCCESS, r["run"]
     assert len(r["layers"]) == 2
@@ -109,6 +115,11 @@ R["bad_layers"] = len(img5.get_layers())
         assert status == ERROR and message and words in message, (key, r[key])
         assert "\n" not in message.strip()
     assert r["bad_layers"] == 1
+
+    assert r["seam_run"][0] == SUCCESS, r["seam_run"]
+    (across, inside), (src_across, src_inside) = r["seam_new"], r["seam_src"]
+    assert src_across > 3 * src_inside, r["seam_src"]  # the photo's own edges do not meet
+    assert across < 1.5 * inside, r["seam_new"]
 
 
 def test_killing_the_worker_leaves_the_image_unchanged_and_gimp_usable(gimp):

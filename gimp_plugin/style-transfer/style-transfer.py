@@ -79,6 +79,8 @@ def worker_command(cfg, content, style_paths, blend, output, config):
         cmd += ["--style-weights", str(100.0 - blend), str(blend)]
     if config.get_property("preserve-colors"):
         cmd.append("--preserve-colors")
+    if config.get_property("seamless"):
+        cmd.append("--seamless")
     if config.get_property("working-size") > 0:
         cmd += ["--working-size", str(config.get_property("working-size"))]
     return cmd
@@ -166,7 +168,7 @@ def style_transfer(procedure, run_mode, image, drawables, config, data):
             dialog.fill_box("advanced-box", ["working-size", "style-scale", "seed", "device", "style-file-2", "style-blend"])
             expander = dialog.fill_expander("advanced", None, False, "advanced-box")
             expander.set_label("Advanced")
-            dialog.fill(["style-file", "strength", "preserve-colors", "quality", "advanced"])
+            dialog.fill(["style-file", "strength", "preserve-colors", "seamless", "quality", "advanced"])
             ok = dialog.run()
             dialog.destroy()
             if not ok:
@@ -263,6 +265,8 @@ class StyleTransfer(Gimp.PlugIn):
                                Gimp.FileChooserAction.OPEN, True, None, rw)
         proc.add_double_argument("style-blend", "Second style _blend", "Share of the second style (percent)",
                                  0.0, 100.0, 50.0, rw)
+        proc.add_boolean_argument("seamless", "Seamless _tile", "Make the result tile without seams (for textures)",
+                                  False, rw)
         return proc
 
 

@@ -95,6 +95,14 @@ def stylise(image, drawable, style, **props):
     res = PROC.run(cfg)
     return int(res.index(0)), (res.index(1) if res.length() > 1 else None)
 
+def wrap_jump(drawable):
+    """Mean RGB jump from the last column to the first, and between neighbouring columns inside."""
+    p, w, h = pixels(drawable), drawable.get_width(), drawable.get_height()
+    def jump(a, b):
+        return sum(abs(p[(y * w + a) * 4 + c] - p[(y * w + b) * 4 + c]) for y in range(0, h, 3) for c in range(3))
+    inside = sum(jump(x, x + 1) for x in range(5, w - 5, max(1, w // 16))) / len(range(5, w - 5, max(1, w // 16)))
+    return jump(w - 1, 0), inside
+
 def load(path):
     return Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
 '''

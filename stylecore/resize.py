@@ -1,0 +1,40 @@
+"""Bicubic resizing, also for pictures that wrap around (seamless mode)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def bicubic(t: torch.Tensor, width: int, height: int, wrap: bool = False) -> torch.Tensor:
+    """Antialiased when shrinking; with wrap, the edges are filtered against the opposite edge."""
+    if t.shape[-1] == width and t.shape[-2] == height:
+        return t
+    if not wrap:
+        return _plain(t, width, height).clamp(0, 1)
+    return _wrapped(_wrapped(t, width, t.shape[-2], dim=-1), width, height, dim=-2).clamp(0, 1)
+
+
+def _plain(t: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    down = width < t.shape[-1] or height < t.shape[-2]
+    return F.interpolate(t, size=(height, width), mode="bicubic", align_corners=False, antialias=down)
+
+
+def _wrapped(t: torch.Tensor, width: int, height: int, dim: int) -> torch.Tensor:
+    """Resizes along one axis after padding it circularly by a margin that maps onto whole output pixels."""
+    src = t.shape[dim]
+    dst = width if dim == -1 else height
+    if src == dst:
+        return t
+    period = src // math.gcd(src, dst)  # padding by k*period source pixels is exactly k*dst/gcd output pixels
+    margin_src = period * max(1, math.ceil(max(4, 2 * src / dst) / period))
+    if margin_src > src:  # no small exact margin: pad by a whole period of the picture
+        margin_src = src
+    margin_dst = margin_src * dst // src
+    pad = (margin_src, margin_src, 0, 0) if dim == -1 else (0, 0, margin_src, margin_src)
+    padded = F.pad(t, pad, mode="circular")
+    size = (t.shape[-2], dst + 2 * margin_dst) if dim == -1 else (dst + 2 * margin_dst, t.shape[-1])
+    out = _plain(padded, size[1], size[0])
+    return out[..., margin_dst:margin_dst + dst] if dim == -1 else out[..., margin_dst:margin_dst + dst, :]

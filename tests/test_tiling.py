@@ -1,0 +1,129 @@
+"""Big layers are refined tile by tile; seamless mode wraps. Neither may leave a seam."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import stylecore
+from stylecore import api, losses, presets, resize, tiling
+from stylecore.vgg import VGGFeatures, random_state
+
+from .conftest import gradient_image
+
+LAYERS = list(api.STYLE_LAYERS)
+
+
+def _whole_loss_and_grad(net, image, grams, anchor_feats, style_weight, content_weight):
+    x = image.clone().requires_grad_(True)
+    feats = net(x)
+    lw = {n: 1 / len(LAYERS) for n in LAYERS}
+    loss = style_weight * losses.style_loss(feats, grams, lw) + \
+        content_weight * losses.relative_sq_error(feats["relu4_2"], anchor_feats)
+    loss.backward()
+    return float(loss.detach()), x.grad
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_tiled_gradient_equals_the_whole_image_gradient(wrap):
+    torch.manual_seed(0)
+    net = VGGFeatures(random_state(), LAYERS + ["relu4_2"], padding="circular" if wrap else "replicate")
+    image, anchor = torch.rand(1, 3, 208, 240), torch.rand(1, 3, 208, 240)
+    grams = {n: losses.gram(f) for n, f in net(torch.rand(1, 3, 70, 90)).items() if n in LAYERS}
+    whole, whole_grad = _whole_loss_and_grad(net, image, grams, net(anchor)["relu4_2"], 5.0, 2.0)
+
+    grid = tiling.make_grid(208, 240, 96, api.HALO, api.ALIGN, wrap=wrap)
+    assert len(grid.tiles) >= 6
+    content = tiling.tiled_features(net, anchor, "relu4_2", grid)
+    lw = {n: 1 / len(LAYERS) for n in LAYERS}
+    total, grad, _ = tiling.tiled_loss_and_grad(net, image, grid, grams, lw, 5.0, "relu4_2", content, 2.0)
+    assert total == pytest.approx(whole, rel=1e-5)
+    assert float((grad - whole_grad).abs().max()) < 1e-4 * float(whole_grad.abs().max())
+
+
+def test_grid_covers_every_pixel_once_on_the_pooling_grid():
+    grid = tiling.make_grid(1001, 770, 256, 20, 4)
+    cover = np.zeros((1001, 770), int)
+    for t in grid.tiles:
+        cover[t.y0:t.y1, t.x0:t.x1] += 1
+        assert t.y0 % 4 == 0 and t.x0 % 4 == 0 and t.halo % 4 == 0 and t.halo >= 20
+    assert (cover == 1).all()
+
+
+def test_wrapped_resize_treats_the_picture_as_periodic():
+    t = torch.rand(1, 3, 40, 64)
+    for w, h in [(100, 63), (37, 23), (1000, 700)]:
+        tiled3 = resize._plain(t.repeat(1, 1, 3, 3), 3 * w, 3 * h)[..., h:2 * h, w:2 * w].clamp(0, 1)
+        assert float((resize.bicubic(t, w, h, wrap=True) - tiled3).abs().max()) < 1e-4
+
+
+def test_best_preset_climbs_to_the_layer_size_in_doublings_above_its_base_size():
+    steps = presets.schedule(presets.PRESETS["best"], 6000)
+    assert steps[-3:] == [(1500, 10), (3000, 6), (6000, 6)]
+    evals = [e for _, e in steps]
+    assert evals == sorted(evals, reverse=True)  # coarse scales, where each evaluation is cheap, get most
+    assert presets.schedule(presets.PRESETS["balanced"], 1024)[-1] == (1024, 6)
+
+
+@pytest.fixture
+def tiny_refining_preset(monkeypatch):
+    """Doublings above 64 px: the big-layer path at test sizes."""
+    preset = dataclasses.replace(presets.PRESETS["draft"], name="tiny", working_size=None, min_size=32,
+                                 coarse_evals=8, fine_evals=4, base_size=64, refine_evals=4)
+    monkeypatch.setitem(presets.PRESETS, "tiny", preset)
+    return dict(random_weights=True, preset="tiny", device="cpu")
+
+
+def test_tiling_does_not_change_the_refined_picture(tiny_refining_preset, monkeypatch):
+    content, style = gradient_image(200, 150), gradient_image(40, 40, seed=1)
+    records = []
+    whole = np.asarray(stylecore.stylize(content, style, progress=records.append, **tiny_refining_preset), float)
+    assert records[-2].width == 200  # optimised at the layer's own size
+    monkeypatch.setattr(api, "tile_side", lambda rt: 64)  # 4x3 tiles at the top scale
+    tiled = np.asarray(stylecore.stylize(content, style, **tiny_refining_preset), float)
+    diff = np.abs(tiled - whole)
+    # Float rounding, amplified by the optimiser, leaves 0.27 levels on average (p99.9: 3). A halo too
+    # small for the receptive field (16 px instead of 80) gave 3.0 on average (p99.9: 15).
+    assert diff.mean() < 1.0 and np.percentile(diff, 99.9) <= 6
+    plain = np.asarray(stylecore.stylize(content, style, working_size=64, **tiny_refining_preset), float)
+    assert np.abs(whole - plain).mean() > 1  # the full-size scale really repainted the layer
+
+
+def _wrap_jump(a: np.ndarray) -> tuple[float, float]:
+    """Mean colour jump across the wrap-around edge, and between neighbouring interior columns."""
+    a = a.astype(float)
+    across = np.abs(a[:, 0] - a[:, -1]).mean()
+    inside = np.abs(np.diff(a, axis=1)).mean()
+    return across, inside
+
+
+def test_seamless_output_wraps_without_a_seam():
+    w, h = 96, 64
+    x = np.linspace(0, 1, w)[None, :, None]
+    content = np.broadcast_to(np.concatenate([x, 1 - x, x * 0 + 0.5], axis=2), (h, w, 3)).astype(np.float32)
+    style = gradient_image(48, 48, seed=2)
+    opts = dict(random_weights=True, preset="draft", working_size=96, device="cpu")
+    plain = np.asarray(stylecore.stylize(content, style, **opts))
+    seamless = np.asarray(stylecore.stylize(content, style, seamless=True, **opts))
+    across_plain, inside_plain = _wrap_jump(plain)
+    across, inside = _wrap_jump(seamless)
+    assert across_plain > 4 * inside_plain  # the content's left and right edges really differ
+    assert across < 2 * inside
+
+
+def test_cancel_is_polled_for_every_tile_of_a_long_evaluation(tiny_refining_preset, monkeypatch):
+    monkeypatch.setattr(api, "tile_side", lambda rt: 64)
+    monkeypatch.setattr(api, "HALO", 16)  # exactness is not under test here; small crops keep it quick
+    content, style = gradient_image(200, 150), gradient_image(40, 40, seed=1)
+    polls, records = [], []
+    stylecore.stylize(content, style, progress=records.append, cancel=lambda: polls.append(1) and False,
+                      **tiny_refining_preset)
+    evaluations = sum(1 for r in records if r.stage == "optimize")
+    assert len(polls) > 5 * evaluations  # several checks inside each tiled evaluation, not one per evaluation
+
+    calls = []
+    with pytest.raises(stylecore.Cancelled):
+        stylecore.stylize(content, style, cancel=lambda: calls.append(1) or len(calls) > len(polls) // 2,
+                          **tiny_refining_preset)
+    assert len(calls) == len(polls) // 2 + 1  # stopped at the first check after the request
