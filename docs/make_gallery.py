@@ -1,5 +1,6 @@
-"""Builds docs/gallery.png (content | style | result for each painting, balanced preset) and
-docs/before-after.png (tubingen before and after, with The Starry Night).
+"""Builds docs/gallery.png (content | style | result for each painting, balanced preset),
+docs/before-after.png (tubingen before and after, with The Starry Night) and docs/seamless.png
+(a seamless result laid 2x2, so that any seam would show as a cross).
 
     .venv/bin/python docs/make_gallery.py
 
@@ -52,6 +53,15 @@ def main():
             sheet.paste(im, (x, 25 + j * (H + 10)))
             x += widths[i] + 10
     sheet.save(REPO / "docs" / "gallery.png")
+
+    small = content.copy()
+    small.thumbnail((384, 384))
+    tile = stylecore.stylize(small, Image.open(BENCH / PAINTINGS[0]), preset="balanced", seamless=True)
+    laid = Image.new("RGB", (tile.width * 2, tile.height * 2))
+    for x in (0, tile.width):
+        for y in (0, tile.height):
+            laid.paste(tile, (x, y))
+    laid.save(REPO / "docs" / "seamless.png")
 
 
 if __name__ == "__main__":
