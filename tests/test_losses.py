@@ -42,11 +42,13 @@ def test_loss_gradients_match_finite_differences():
     target = losses.gram(target_f).double()
     x = torch.randn(1, 3, 4, 4, dtype=torch.float64, requires_grad=True)
 
-    def f(x):
-        g = torch.bmm(x.reshape(1, 3, 16), x.reshape(1, 3, 16).transpose(1, 2)) / 16
-        return (g - target).pow(2).sum() / target.pow(2).sum() + losses.content_loss(x, target_f).double() + losses.tv_loss(x)
+    def f(x):  # losses.gram has its own backward: check it too, and with the wrap-around TV
+        return (losses.style_loss({"a": x}, {"a": target}, {"a": 1.0}) + losses.content_loss(x, target_f)
+                + losses.tv_loss(x) + losses.tv_loss(x, wrap=True))
 
     assert torch.autograd.gradcheck(f, (x,))
+    # an upstream gradient that is not symmetric, which the style loss never makes
+    assert torch.autograd.gradcheck(lambda x: losses.gram(x) * torch.arange(9.0).double().view(1, 3, 3), (x,))
 
 
 def test_blended_style_target_is_weighted_mean():
