@@ -20,7 +20,7 @@ from .errors import BadInput, Cancelled, OutOfMemory
 from .losses import blend_grams
 from .optimize import Weights, content_targets, network_for, run_scale, style_grams, tiled_objective, whole_image_objective
 from .progress import CancelCheck, Progress, ProgressCallback, cancel_requested
-from .tiling import make_grid
+from .tiling import Grid, make_grid
 from .vgg import random_state
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -47,11 +47,15 @@ class _Scale:
     width: int
     height: int
     evals: int
-    tiled: bool = False
+    grid: Grid | None = None  # tiles, when the scale is too big for one pass
 
     @property
     def cost(self) -> float:  # relative work, for progress: a tiled pass makes an extra forward pass
-        return self.width * self.height * self.evals * (1.6 if self.tiled else 1.0)
+        return self.width * self.height * self.evals * (1.6 if self.grid else 1.0)
+
+
+def _grid_for(height: int, width: int, side: int, wrap: bool = False) -> Grid | None:
+    return make_grid(height, width, side, HALO, ALIGN, wrap) if height * width > side * side else None
 
 
 def _fit(width: int, height: int, long_side: int, multiple: int = 1) -> tuple[int, int]:
@@ -132,8 +136,8 @@ def stylize(
     Alpha is passed through untouched. `progress` receives a Progress record after every
     evaluation; `cancel` (an Event or a callable) is polled as often, and a cancelled run
     raises Cancelled without returning anything. With `seamless`, the result tiles without a
-    seam (edges wrap around). Layers bigger than the preset's full-network size are refined
-    at their own resolution, tile by tile, against style statistics of the whole picture.
+    seam (edges wrap around). Scales bigger than one tile are evaluated tile by tile, against
+    style statistics of the whole picture.
     """
     started = time.perf_counter()
     _check_options(strength, style_scale, working_size, tv_weight)
@@ -159,7 +163,7 @@ def stylize(
     plan = []
     for long_side, evals in presets.schedule(chosen, top):
         w, h = _fit(width, height, long_side, ALIGN if seamless else 1)
-        plan.append(_Scale(w, h, evals, tiled=w * h > side * side))
+        plan.append(_Scale(w, h, evals, _grid_for(h, w, side, seamless)))
     try:
         result = _optimise(src, styles, blend, plan, net, side, rt, strength, preserve_colors, style_scale,
                            tv_weight, seed, seamless, started, progress, cancel)
@@ -175,9 +179,7 @@ def stylize(
 def _style_grams(net, style: torch.Tensor, long_side: int, rt: Runtime, side: int, poll) -> dict[str, torch.Tensor]:
     """Style Grams for one scale; paintings bigger than a tile are summed tile by tile."""
     def grams_of(img, layers):
-        h, w = img.shape[-2:]
-        grid = make_grid(h, w, side, HALO, ALIGN) if h * w > side * side else None
-        return style_grams(net, img, layers, rt, grid, poll)
+        return style_grams(net, img, layers, rt, _grid_for(*img.shape[-2:], side), poll)
 
     native = max(style.shape[-1], style.shape[-2])
     scaled = _resize(style, *_fit(style.shape[-1], style.shape[-2], long_side))
@@ -221,10 +223,9 @@ def _optimise(src, styles, blend, plan, net, side: int, rt: Runtime, strength, p
             init = (content_s + noise).clamp(0, 1)
         else:
             init = _resize(image, scale.width, scale.height, wrap=seamless)
-        if scale.tiled:
-            grid = make_grid(scale.height, scale.width, side, HALO, ALIGN, wrap=seamless)
-            targets = content_targets(net, grams, content_s, CONTENT_LAYERS, rt, grid, poll)
-            objective = tiled_objective(net, targets, loss_weights, rt, grid, CONTENT_LAYERS[0], seamless, poll)
+        if scale.grid:
+            targets = content_targets(net, grams, content_s, CONTENT_LAYERS, rt, scale.grid, poll)
+            objective = tiled_objective(net, targets, loss_weights, rt, scale.grid, CONTENT_LAYERS[0], seamless, poll)
         else:
             targets = content_targets(net, grams, content_s, CONTENT_LAYERS, rt)
             objective = whole_image_objective(net, targets, loss_weights, rt, seamless)

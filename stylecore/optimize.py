@@ -54,7 +54,7 @@ def features_of(net: VGGFeatures, image: torch.Tensor, rt: Runtime) -> dict[str,
 
 def style_grams(net: VGGFeatures, image: torch.Tensor, layers, rt: Runtime,
                 grid: tiling.Grid | None = None, poll=None) -> dict[str, torch.Tensor]:
-    if grid is not None and len(grid.tiles) > 1:
+    if grid is not None:
         return tiling.tiled_grams(lambda x: features_of(net, x, rt), image, layers, grid, poll)
     with torch.no_grad():
         feats = features_of(net, image, rt)
@@ -98,16 +98,18 @@ def whole_image_objective(net: VGGFeatures, targets: Targets, weights: Weights, 
 def tiled_objective(net: VGGFeatures, targets: Targets, weights: Weights, rt: Runtime, grid: tiling.Grid,
                     content_layer: str, seamless: bool = False, poll=None) -> Objective:
     """`poll()` runs before every tile and may raise: one evaluation of a huge layer takes minutes."""
-    masks = None
+    content, masks = targets.content_tiles, None
     if seamless:
         s = tiling.feature_stride(content_layer)
         full = seamless_mod.content_mask(grid.height // s, grid.width // s, rt.device)
         masks = [full[:, :, t.y0 // s:t.y1 // s, t.x0 // s:t.x1 // s] for t in grid.tiles]
+        content = [t * m for t, m in zip(content, masks)]
+    content_norm = sum(float(t.pow(2).sum()) for t in content)  # once per scale, not per evaluation
 
     def evaluate(image: torch.Tensor):
         total, grad, terms = tiling.tiled_loss_and_grad(
             lambda x: features_of(net, x, rt), image.detach(), grid, targets.grams, weights.style_layers,
-            weights.style, content_layer, targets.content_tiles, weights.content, masks, poll)
+            weights.style, content_layer, content, weights.content, content_norm, masks, poll)
         if weights.tv:
             x = image.detach().requires_grad_(True)
             tv = weights.tv * losses.tv_loss(x, wrap=grid.wrap)
@@ -141,13 +143,13 @@ class Curvature:
 
 
 def run_scale(init: torch.Tensor, objective: Objective, evals: int, hook: StepHook | None = None,
-              history: int | None = None, curvature: Curvature | None = None) -> tuple[torch.Tensor, Curvature | None]:
+              curvature: Curvature | None = None) -> tuple[torch.Tensor, Curvature | None]:
     """L-BFGS (two-loop recursion, unit steps, projected onto [0, 1]) for `evals` evaluations.
 
     Returns the image and the curvature to start the next scale with."""
     x = init.detach().clamp(0.0, 1.0).contiguous()
     pixels = x.shape[-1] * x.shape[-2]
-    history = history or min(lbfgs_history(x.numel()), max(evals, 3))
+    history = min(lbfgs_history(x.numel()), max(evals, 3))
     _, grad, terms = objective(x)
     if hook is not None:
         hook(1, terms)

@@ -23,7 +23,7 @@ class Preset:
     fine_evals: int  # the fewest evaluations any scale up to base_size gets
     decay: float  # evaluations fall as (min_size / size) ** decay: equal time per scale is decay 2
     scale_step: float = math.sqrt(2.0)
-    base_size: int = 1024  # long side up to which evaluations fall geometrically from coarse to fine
+    base_size: int = 1024  # long side up to which the scales follow the decay
     refine_evals: int = 4  # evaluations at each doubling above base_size
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from . import losses
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -24,18 +26,6 @@ class Tile:
     x0: int
     x1: int
     halo: int
-
-    def crop_rows(self, height: int, wrap: bool) -> torch.Tensor:
-        return _span(self.y0, self.y1, self.halo, height, wrap)
-
-    def crop_cols(self, width: int, wrap: bool) -> torch.Tensor:
-        return _span(self.x0, self.x1, self.halo, width, wrap)
-
-
-def _span(a: int, b: int, halo: int, size: int, wrap: bool) -> torch.Tensor:
-    if wrap:
-        return torch.arange(a - halo, b + halo) % size
-    return torch.arange(max(0, a - halo), min(size, b + halo))
 
 
 @dataclass(frozen=True)
@@ -64,15 +54,25 @@ def _cuts(size: int, tile: int, align: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
+def _span(a: int, b: int, halo: int, size: int, wrap: bool) -> tuple[int, int]:
+    """Start and stop of a core [a, b) plus halo; wrapped spans may run past either edge."""
+    return (a - halo, b + halo) if wrap else (max(0, a - halo), min(size, b + halo))
+
+
+def _index(start: int, stop: int, size: int, device) -> torch.Tensor:
+    return torch.arange(start, stop, device=device) % size
+
+
 def _crop(image: torch.Tensor, tile: Tile, grid: Grid) -> tuple[torch.Tensor, int, int]:
     """The tile's core plus halo, and the core's offset inside the crop."""
-    rows = tile.crop_rows(grid.height, grid.wrap)
-    cols = tile.crop_cols(grid.width, grid.wrap)
-    top = tile.y0 - (tile.y0 - tile.halo if grid.wrap else max(0, tile.y0 - tile.halo))
-    left = tile.x0 - (tile.x0 - tile.halo if grid.wrap else max(0, tile.x0 - tile.halo))
-    crop = image[:, :, rows[0]:rows[0] + len(rows)] if not grid.wrap else image.index_select(2, rows.to(image.device))
-    crop = crop[:, :, :, cols[0]:cols[0] + len(cols)] if not grid.wrap else crop.index_select(3, cols.to(image.device))
-    return crop, top, left
+    r0, r1 = _span(tile.y0, tile.y1, tile.halo, grid.height, grid.wrap)
+    c0, c1 = _span(tile.x0, tile.x1, tile.halo, grid.width, grid.wrap)
+    if grid.wrap:
+        crop = image.index_select(2, _index(r0, r1, grid.height, image.device))
+        crop = crop.index_select(3, _index(c0, c1, grid.width, image.device))
+    else:
+        crop = image[:, :, r0:r1, c0:c1]
+    return crop, tile.y0 - r0, tile.x0 - c0
 
 
 def _core(feature: torch.Tensor, tile: Tile, top: int, left: int, stride: int) -> torch.Tensor:
@@ -82,14 +82,15 @@ def _core(feature: torch.Tensor, tile: Tile, top: int, left: int, stride: int) -
 
 
 def _scatter_add(total: torch.Tensor, grad: torch.Tensor, tile: Tile, grid: Grid) -> None:
-    rows = tile.crop_rows(grid.height, grid.wrap).to(total.device)
-    cols = tile.crop_cols(grid.width, grid.wrap).to(total.device)
-    if grid.wrap:
-        flat = (rows[:, None] * grid.width + cols[None, :]).reshape(-1)  # wrapped halos may repeat pixels
+    r0, r1 = _span(tile.y0, tile.y1, tile.halo, grid.height, grid.wrap)
+    c0, c1 = _span(tile.x0, tile.x1, tile.halo, grid.width, grid.wrap)
+    if grid.wrap:  # wrapped halos may repeat pixels: index_add accumulates them
+        rows, cols = _index(r0, r1, grid.height, total.device), _index(c0, c1, grid.width, total.device)
+        flat = (rows[:, None] * grid.width + cols[None, :]).reshape(-1)
         b, c = grad.shape[:2]
         total.view(b, c, -1).index_add_(2, flat, grad.reshape(b, c, -1))
     else:
-        total[:, :, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] += grad
+        total[:, :, r0:r1, c0:c1] += grad
 
 
 def feature_stride(layer: str) -> int:
@@ -110,11 +111,13 @@ def tiled_grams(features_of, image: torch.Tensor, layers, grid: Grid, poll=None)
         crop, top, left = _crop(image, tile, grid)
         feats = features_of(crop)
         for name in layers:
-            core = _core(feats[name], tile, top, left, feature_stride(name)).float()
-            flat = core.reshape(core.shape[1], -1)
-            sums[name] = sums.get(name, 0) + flat @ flat.T
-            count[name] = count.get(name, 0) + flat.shape[1]
-    return {n: (sums[n] / max(1, count[n]))[None] for n in layers}
+            core = _core(feats[name], tile, top, left, feature_stride(name))
+            positions = core.shape[-2] * core.shape[-1]
+            if positions == 0:  # a sliver of a tile at the edge may hold no position of a deep layer
+                continue
+            sums[name] = sums.get(name, 0) + losses.gram(core) * positions
+            count[name] = count.get(name, 0) + positions
+    return {n: sums[n] / max(1, count[n]) for n in layers}
 
 
 @torch.no_grad()
@@ -132,9 +135,16 @@ def tiled_features(features_of, image: torch.Tensor, layer: str, grid: Grid, pol
 def tiled_loss_and_grad(features_of, image: torch.Tensor, grid: Grid, style_targets: Mapping[str, torch.Tensor],
                         layer_weights: Mapping[str, float], style_weight: float,
                         content_layer: str | None, content_targets: list[torch.Tensor] | None,
-                        content_weight: float, content_masks: list[torch.Tensor] | None = None,
+                        content_weight: float, content_norm: float | None = None,
+                        content_masks: list[torch.Tensor] | None = None,
                         poll=None) -> tuple[float, torch.Tensor, dict[str, float]]:
-    """The loss of `image` and its exact gradient, with one tile's activations in memory at a time."""
+    """The loss of `image` and its exact gradient, with one tile's activations in memory at a time.
+
+    Content is the relative error against per-tile targets, whose summed energy `content_norm`
+    the caller may pass once per scale; with `content_masks`, core activations are weighted by
+    them (the targets come already weighted)."""
+    if content_targets and content_norm is None:
+        content_norm = sum(float(t.pow(2).sum()) for t in content_targets)
     grams = tiled_grams(features_of, image, list(style_targets), grid, poll)
     style = 0.0
     coef = {}  # d(style loss)/d(Gram), fixed for this evaluation
@@ -142,14 +152,8 @@ def tiled_loss_and_grad(features_of, image: torch.Tensor, grid: Grid, style_targ
         norm = target.pow(2).sum().clamp_min(1e-12)
         diff = grams[name] - target
         style += float(layer_weights[name] * diff.pow(2).sum() / norm)
-        coef[name] = (style_weight * layer_weights[name] * 2.0 / norm) * diff[0]
-    positions = {}
-    for name in style_targets:
-        s = feature_stride(name)
-        positions[name] = (grid.height // s) * (grid.width // s)
-    if content_targets and content_masks is not None:
-        content_targets = [t * m for t, m in zip(content_targets, content_masks)]
-    content_norm = sum(float(t.pow(2).sum()) for t in content_targets) if content_targets else 1.0
+        coef[name] = (style_weight * layer_weights[name] * 2.0 / norm) * diff
+    positions = {n: (grid.height // feature_stride(n)) * (grid.width // feature_stride(n)) for n in style_targets}
     content = 0.0
     grad = torch.zeros_like(image)
     for index, tile in enumerate(grid.tiles):
@@ -160,10 +164,12 @@ def tiled_loss_and_grad(features_of, image: torch.Tensor, grid: Grid, style_targ
         feats = features_of(crop)
         surrogate = 0.0
         for name in style_targets:
-            core = _core(feats[name], tile, top, left, feature_stride(name)).float()
-            flat = core.reshape(core.shape[1], -1)
-            # <coef, F F^T / N> has gradient coef-weighted exactly as the global loss has on this tile
-            surrogate = surrogate + (coef[name] * (flat @ flat.T)).sum() / positions[name]
+            core = _core(feats[name], tile, top, left, feature_stride(name))
+            share = core.shape[-2] * core.shape[-1] / positions[name]
+            if share == 0:
+                continue
+            # <coef, this tile's share of the Gram> has the gradient the global loss puts on this tile
+            surrogate = surrogate + (coef[name] * losses.gram(core)).sum() * share
         if content_layer is not None and content_targets:
             core = _core(feats[content_layer], tile, top, left, feature_stride(content_layer)).float()
             if content_masks is not None:

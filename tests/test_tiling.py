@@ -25,15 +25,16 @@ def _whole_loss_and_grad(net, image, grams, anchor_feats, style_weight, content_
     return float(loss.detach()), x.grad
 
 
-@pytest.mark.parametrize("wrap", [False, True])
-def test_tiled_gradient_equals_the_whole_image_gradient(wrap):
+# the last case ends in an 8-px sliver of a tile; seamless sizes are multiples of 16, so it cannot wrap
+@pytest.mark.parametrize("wrap,height,width,tile", [(False, 208, 240, 96), (True, 208, 240, 96), (False, 160, 200, 64)])
+def test_tiled_gradient_equals_the_whole_image_gradient(wrap, height, width, tile):
     torch.manual_seed(0)
     net = VGGFeatures(random_state(), LAYERS + ["relu4_2"], padding="circular" if wrap else "replicate")
-    image, anchor = torch.rand(1, 3, 208, 240), torch.rand(1, 3, 208, 240)
+    image, anchor = torch.rand(1, 3, height, width), torch.rand(1, 3, height, width)
     grams = {n: losses.gram(f) for n, f in net(torch.rand(1, 3, 70, 90)).items() if n in LAYERS}
     whole, whole_grad = _whole_loss_and_grad(net, image, grams, net(anchor)["relu4_2"], 5.0, 2.0)
 
-    grid = tiling.make_grid(208, 240, 96, api.HALO, api.ALIGN, wrap=wrap)
+    grid = tiling.make_grid(height, width, tile, api.HALO, api.ALIGN, wrap=wrap)
     assert len(grid.tiles) >= 6
     content = tiling.tiled_features(net, anchor, "relu4_2", grid)
     lw = {n: 1 / len(LAYERS) for n in LAYERS}
@@ -83,7 +84,7 @@ def test_tiling_does_not_change_the_refined_picture(tiny_refining_preset, monkey
     monkeypatch.setattr(api, "tile_side", lambda rt: 64)  # 4x3 tiles at the top scale
     tiled = np.asarray(stylecore.stylize(content, style, **tiny_refining_preset), float)
     diff = np.abs(tiled - whole)
-    # Float rounding, amplified by the optimiser, leaves 0.27 levels on average (p99.9: 3). A halo too
+    # Float rounding, amplified by the optimiser, leaves 0.5 levels on average (p99.9: 4). A halo too
     # small for the receptive field (16 px instead of 80) gave 3.0 on average (p99.9: 15).
     assert diff.mean() < 1.0 and np.percentile(diff, 99.9) <= 6
     plain = np.asarray(stylecore.stylize(content, style, working_size=64, **tiny_refining_preset), float)
