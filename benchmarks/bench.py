@@ -18,8 +18,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-BENCH = REPO.parent / "shared" / "bench" / "images"
-PAIRS = [("tubingen.jpg", "starry_night.jpg"), ("golden_gate.jpg", "the_scream.jpg"), ("hoovertowernight.jpg", "shipwreck.jpg")]
+BENCH = REPO / "benchmarks" / "images"  # credits: CREDITS.md there
+PAIRS = [("tubingen.jpg", "starry_night.jpg"), ("tubingen.jpg", "the_scream.jpg"), ("tubingen.jpg", "shipwreck.jpg")]
 
 
 def load_content(content: str, size: str):

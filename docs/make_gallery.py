@@ -4,8 +4,7 @@ docs/before-after.png (tubingen before and after, with The Starry Night) and doc
 
     .venv/bin/python docs/make_gallery.py
 
-Only tubingen.jpg and the paintings may be published (see ../shared/bench/README.md); the other
-photos stay in tests and benchmarks, so the gallery uses tubingen with each painting.
+Images come from benchmarks/images (credits in CREDITS.md there): tubingen with each painting.
 Credits: Tübingen photograph by Andreas Praefcke (CC BY 3.0); paintings public domain
 (van Gogh, Munch, Turner, Matisse).
 """
@@ -17,7 +16,7 @@ from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-BENCH = REPO.parent / "shared" / "bench" / "images"
+BENCH = REPO / "benchmarks" / "images"  # credits: CREDITS.md there
 PAINTINGS = ["starry_night.jpg", "the_scream.jpg", "shipwreck.jpg", "woman-with-hat-matisse.jpg"]
 H = 240
 

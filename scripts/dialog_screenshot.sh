@@ -10,7 +10,7 @@ from pathlib import Path; import shutil
 from stylecore import weights
 from tests.gimp import harness as h
 h.prepare(weights.cache_path('vgg16'))
-bench = Path('..').resolve() / 'shared' / 'bench' / 'images'
+bench = Path('benchmarks/images')
 shutil.copy(bench / 'tubingen.jpg', h.SHARE / 'content.jpg')
 shutil.copy(bench / 'starry_night.jpg', h.SHARE / 'style.jpg')
 "

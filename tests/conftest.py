@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "images"
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "images"  # credits: CREDITS.md there
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +44,7 @@ FAST = dict(random_weights=True, preset="draft", working_size=64, device="cpu")
 def bench(name: str) -> Path:
     path = BENCH / name
     if not path.exists():
-        pytest.fail(f"bench image {path} missing: the tests expect ../shared/bench/images beside the checkout")
+        pytest.fail(f"bench image {path} missing from the checkout")
     return path
 
 
