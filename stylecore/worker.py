@@ -305,6 +305,8 @@ class Server:
             )
         if writer:  # before the terminal event: a client that sees it may remove the folder
             writer.clean()
+        detail = outcome.get("message") or (f"{outcome['width']}x{outcome['height']}" if "width" in outcome else "")
+        _log(f"{req.id}: {outcome['event']} after {time.perf_counter() - started:.2f} s {detail}".rstrip())
         self.emit(id=req.id, **outcome)
 
     def _stylize(self, req: Request, cancel: threading.Event, writer: _ImageWriter | None) -> Any:
@@ -331,6 +333,11 @@ class Server:
         else:
             result.save(output)
         return result
+
+
+def _log(message: str) -> None:
+    """One line per request in the worker's log (stderr): what ran, how it ended, how long it took."""
+    print(f"stylecore worker: {message}", file=sys.stderr, flush=True)
 
 
 def _one_line(text: str) -> str:
