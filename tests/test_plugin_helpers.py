@@ -377,6 +377,11 @@ def test_broken_worker_environment_says_what_to_run(fake):
     message = str(err.value)
     assert "\n" not in message and "No module named 'torch'" in message and "run: python3 /src/install.py" in message
     assert os.listdir(fake.tmp) == []
+    fake.mode.write_text("noweights")  # an error event before ready: its message is the reason
+    with pytest.raises(
+        wc.PluginError, match=r"did not start \(no VGG16 weights in the cache; run install\); run: python3 /src/install.py"
+    ):
+        wc.Worker.start(fake.config)
 
 
 DRIVER = textwrap.dedent("""

@@ -41,6 +41,14 @@ def shared_worker():
     return _WORKER
 
 
+_REQUESTS = []
+
+
+def next_request_id():
+    _REQUESTS.append(None)
+    return f"run{len(_REQUESTS)}"
+
+
 def stylize_request(request_id, content, styles, settings, output):
     """The worker request (CONTRACTS.md section 2) for a content .npy, [(path, weight)] styles and dialog settings."""
     working_size = settings.get("working-size") or None
@@ -93,15 +101,26 @@ def read_region(drawable):
     return bytes(raw), (x, y, w, h)
 
 
-def write_style_layer(layer, path):
-    """A layer used as the style: its whole extent as R'G'B' float32 (its alpha is ignored)."""
+def check_style_layer(layer):
     if not isinstance(layer, Gimp.Layer):
         raise PluginError("the style layer is not a layer; pick a layer of an open image")
     if layer.get_image().get_base_type() == Gimp.ImageBaseType.INDEXED:
         raise PluginError(f"style layer '{layer.get_name()}' belongs to an indexed image; use Image > Mode > RGB on it first")
+
+
+def write_style_layer(layer, path):
+    """A layer used as the style: its whole extent as R'G'B' float32 (its alpha is ignored)."""
     w, h = layer.get_width(), layer.get_height()
     raw = layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, RGB_FLOAT, Gegl.AbyssPolicy.CLAMP)
     write_npy(path, w, h, 3, bytes(raw))
+
+
+def style_layer_name(layer):
+    """The style image's file name (without extension) and, when it has several layers, the layer's name."""
+    image = layer.get_image()
+    file = image.get_file()
+    stem = os.path.splitext(file.get_basename())[0] if file is not None and file.get_basename() else image.get_name()
+    return stem if len(image.get_layers()) == 1 else f"{stem} ({layer.get_name()})"
 
 
 def write_new_layer(image, source, region, rgba, name, has_selection):
@@ -126,13 +145,14 @@ def write_new_layer(image, source, region, rgba, name, has_selection):
     return layer
 
 
-def _styles(config, worker, request_id):
-    """[(path, weight)] of the style inputs and the name for the new layer; a style layer wins over style-file."""
+def _styles(config):
+    """[(path or layer, weight)] of the style inputs and the new layer's name; a style layer wins over style-file.
+
+    Checked before the worker starts, so a wrong argument costs no model load."""
     style_layer = config.get_property("style-layer")
     if style_layer is not None:
-        first = os.path.join(worker.workdir, f"style-{request_id}.npy")
-        write_style_layer(style_layer, first)
-        name = style_layer.get_name()
+        check_style_layer(style_layer)
+        first, name = style_layer, style_layer_name(style_layer)
     else:
         style = config.get_property("style-file")
         if style is None or style.get_path() is None:
@@ -150,6 +170,18 @@ def _styles(config, worker, request_id):
     return [(first, w1), (style2.get_path(), w2)], name
 
 
+def _style_files(styles, workdir, request_id):
+    """Style layers become float32 .npy files in the worker's private dir; paths stay as they are."""
+    files = []
+    for i, (style, weight) in enumerate(styles):
+        if not isinstance(style, str):
+            path = os.path.join(workdir, f"style{i}-{request_id}.npy")
+            write_style_layer(style, path)
+            style = path
+        files.append((style, weight))
+    return files
+
+
 def _on_event(event):
     if event.get("event") == "progress":
         Gimp.progress_set_text(progress_text(event))
@@ -164,20 +196,21 @@ def _run(procedure, image, drawables, config):
     source = drawables[0]
     if not isinstance(source, Gimp.Layer):
         raise PluginError("select a layer (not a channel or mask) to stylize")
+    styles, name = _styles(config)
     has_selection = not Gimp.Selection.is_empty(image)
     pixels, region = read_region(source)
     Gimp.progress_init("Style transfer: starting")
     try:
         worker = shared_worker()
-        request_id = f"run{os.getpid()}"
-        styles, name = _styles(config, worker, request_id)
+        request_id = next_request_id()
+        styles = _style_files(styles, worker.workdir, request_id)
         content = os.path.join(worker.workdir, f"content-{request_id}.npy")
         output = os.path.join(worker.workdir, f"result-{request_id}.npy")
         write_npy(content, region[2], region[3], 4, pixels)
         settings = {key: config.get_property(key) for key in SETTINGS}
         worker.run(stylize_request(request_id, content, styles, settings, output), _on_event)
         width, height, channels, result = read_npy(output)
-        for path in (content, output):
+        for path in [content, output] + [p for p, _ in styles if os.path.dirname(p) == worker.workdir]:
             os.unlink(path)
     finally:
         Gimp.progress_end()

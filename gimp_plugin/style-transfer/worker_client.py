@@ -364,7 +364,8 @@ class Worker:
         event = worker.read_event()
         if event is None or event.get("event") != "ready":
             worker.close()
-            why = last_log_line(log_path) or "it stopped before it was ready"
+            said = event.get("message") if event is not None and event.get("event") == "error" else None
+            why = " ".join(str(said).split()) if said else last_log_line(log_path) or "it stopped before it was ready"
             raise PluginError(f"the stylecore worker did not start ({why}); run: {config.repair}")
         if event.get("protocol") != PROTOCOL:
             worker.close()

@@ -22,6 +22,9 @@ def say(event: dict) -> None:
 
 
 def main() -> None:
+    if MODE == "noweights":  # the real worker's way: one error event with id null, then exit 3
+        say({"id": None, "event": "error", "kind": "WeightsUnavailable", "message": "no VGG16 weights in the cache; run install"})
+        sys.exit(3)
     if MODE == "crash":
         sys.stderr.write("Traceback (most recent call last):\nModuleNotFoundError: No module named 'torch'\n")
         sys.exit(1)
