@@ -274,6 +274,7 @@ class Server:
     def run(self, req: Request, cancel: threading.Event) -> None:
         """Runs one request and emits exactly one terminal event for it: result, error or cancelled."""
         started = time.perf_counter()
+        _log(f"{req.id}: started")
         writer = _ImageWriter(req, self.emit) if req.images_every else None
         try:
             result = self._stylize(req, cancel, writer)

@@ -59,15 +59,36 @@ def build(worker, rid, content, output):
 
 R = {"events": [], "sent": [], "max_gap": 0.0}
 config = Config()
+
+
+def start_worker():
+    """The worker, with its requests recorded (what the pane sent, and with which settings)."""
+    worker = worker_client.Worker.start(os.path.join(PLUGIN_DIR, "stylecore-worker.json"))
+    send = worker.send
+
+    def spy(request):
+        if request.get("op") == "stylize":
+            options = request["options"]
+            R["sent"].append(
+                {
+                    "id": request["id"],
+                    "strength": options.get("strength"),
+                    "preset": options.get("preset"),
+                    "images": "images" in request,
+                }
+            )
+        return send(request)
+
+    worker.send = spy
+    return worker
+
+
 window = Gtk.Window(title="Style Transfer")
 box = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL)
 window.add(box)
-pane = preview.PreviewPane(
-    box, config, lambda: worker_client.Worker.start(os.path.join(PLUGIN_DIR, "stylecore-worker.json")), read_pixels, build
-)
+pane = preview.PreviewPane(box, config, start_worker, read_pixels, build)
 window.show_all()
-
-on_event, send = pane._on_event, None
+on_event = pane._on_event
 
 
 def spy_event(event):
@@ -77,12 +98,14 @@ def spy_event(event):
 
 
 pane._on_event = spy_event
-last_tick = [time.monotonic()]
+last_tick = [None]
 
 
 def tick():
+    """A 20 ms heartbeat: the longest gap between beats shows whether the main loop ever stalled."""
     now = time.monotonic()
-    R["max_gap"] = max(R["max_gap"], now - last_tick[0])
+    if last_tick[0] is not None:
+        R["max_gap"] = max(R["max_gap"], now - last_tick[0])
     last_tick[0] = now
     return True
 
@@ -96,8 +119,6 @@ def results(rid_filter=None):
 
 
 def step():
-    if pane.worker is not None and send is None:
-        wrap_send(pane.worker)
     if stage[0] == "first" and results():
         R["first_result"] = results()[0]
         config.set_property("strength", 30.0)  # one change: the picture must update
@@ -115,25 +136,6 @@ def step():
         GLib.timeout_add(1500, finish)
         return False
     return True
-
-
-def wrap_send(worker):
-    global send
-    send = worker.send
-
-    def spy(request):
-        if request.get("op") == "stylize":
-            R["sent"].append(
-                {
-                    "id": request["id"],
-                    "strength": request["options"].get("strength"),
-                    "preset": request["options"].get("preset"),
-                    "images": "images" in request,
-                }
-            )
-        return send(request)
-
-    worker.send = spy
 
 
 def finish():
