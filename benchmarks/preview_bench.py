@@ -134,7 +134,10 @@ def main() -> None:
     full = fitted(CONTENT, args.full_size)
     np.save(full_npy, full)
     Image.fromarray((full[..., :3] * 255 + 0.5).astype(np.uint8)).save(tmp / "full-content.png")
-    print(f"machine: {machine()}")
+    print(
+        f"machine: {machine()}; load average at start {os.getloadavg()[0]:.1f} (a shared machine: above "
+        f"{os.cpu_count()} every figure below is stretched)"
+    )
     print(
         f"images: {CONTENT.name} x {STYLE.name}; preview {PREVIEW_SIDE} px long side, schedule {PREVIEW_SCHEDULE}, "
         f"an image every {IMAGE_EVERY} evaluations"
@@ -213,6 +216,7 @@ def main() -> None:
         f"{result['weights_loads']}), fresh 'python -m stylecore' process {fresh:.2f} s; saved {fresh - warm:.2f} s "
         f"({(fresh - warm) / fresh * 100:.0f} %)"
     )
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

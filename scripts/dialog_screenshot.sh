@@ -11,7 +11,7 @@ export STYLECORE_GIMP_SHARE=${STYLECORE_GIMP_SHARE:-/tmp/stylecore-gimp-share}
 export STYLECORE_GIMP_DIST=trixie
 DIR=$STYLECORE_GIMP_SHARE/trixie
 ROOT=$(bash scripts/gimp_root.sh path)
-NEW_STRENGTH=${NEW_STRENGTH:-35}
+NEW_STRENGTH=${NEW_STRENGTH:-90}
 .venv/bin/python - <<'PY'
 import shutil
 from pathlib import Path
@@ -57,7 +57,8 @@ WIN=$(timeout 300 xdotool search --sync --name "^Style Transfer$" | head -1) || 
 if [ $status = 0 ] && wait_for "preview-1: result" 1 600; then
   xdotool windowfocus --sync "$WIN"
   for try in 1 2 3; do  # Alt+T may land on "Seamless tile" (same mnemonic) first: GTK cycles between them
-    xdotool key alt+t sleep 0.3 key ctrl+a sleep 0.2 type "$NEW_STRENGTH" sleep 0.2 key Tab
+    xdotool key alt+t sleep 0.3 key End sleep 0.1 key --repeat 8 BackSpace sleep 0.1 type "$NEW_STRENGTH"
+    xdotool sleep 0.2 key Tab
     wait_for ": started" 2 5 && break
   done
   wait_for "preview-[0-9]*: result" 2 600 && sleep 1 && \
