@@ -73,6 +73,14 @@ class Worker:
             if predicate(event):
                 return at, event
 
+    def cpu(self) -> float:
+        """CPU seconds the worker has used (Linux): on a loaded machine, a figure the other users cannot stretch."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return float("nan")
+
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=120)
@@ -146,22 +154,24 @@ def main() -> None:
     w = Worker(tmp / "worker.log")
     sent = w.send(request("p0", preview_npy, tmp / "p0.npy", 70, tmp, **PREVIEW_SCHEDULE))  # queued while it loads
     ready_at, ready = w.until(lambda e: e["event"] == "ready")
+    cpu_ready = w.cpu()
     first_at, _ = w.until(lambda e: e.get("id") == "p0" and e["event"] == "progress")
     image_at, _ = w.until(lambda e: e.get("id") == "p0" and e["event"] == "image")
     done_at, _ = w.until(is_terminal("p0"))
+    cpu_cold = w.cpu() - cpu_ready
     print(
         f"cold start: launch -> ready {ready_at - w.launched:.2f} s (engine load {ready['load_seconds']:.2f} s); "
         f"launch -> first progress event {first_at - w.launched:.2f} s; -> first image {image_at - w.launched:.2f} s; "
-        f"-> finished preview {done_at - sent:.2f} s"
+        f"-> finished preview {done_at - sent:.2f} s (worker CPU {cpu_cold:.1f} s after ready)"
     )
 
     # A slider moved while a preview is painting: cancel it, send the new settings, wait for the first picture.
-    latencies, finishes = [], []
+    latencies, finishes, cpus = [], [], []
     for i in range(args.changes):
         rid, nxt = f"c{i}", f"c{i}-new"
         w.send(request(rid, preview_npy, tmp / f"{rid}.npy", 60 - 10 * i, tmp, **PREVIEW_SCHEDULE))
         w.until(lambda e, rid=rid: e.get("id") == rid and e["event"] == "image" and e["step"] >= 4)
-        changed = time.perf_counter()
+        changed, cpu_changed = time.perf_counter(), w.cpu()
         w.send({"op": "cancel", "id": rid})
         w.send(request(nxt, preview_npy, tmp / f"{nxt}.npy", 55 - 10 * i, tmp, **PREVIEW_SCHEDULE))
         at, event = w.until(lambda e, nxt=nxt: e.get("id") == nxt and e["event"] == "image")
@@ -169,6 +179,7 @@ def main() -> None:
         latencies.append(time.perf_counter() - changed)
         end, result = w.until(is_terminal(nxt))
         finishes.append(end - changed)
+        cpus.append(w.cpu() - cpu_changed)
     print(
         f"warm preview latency (setting changed mid-preview -> first intermediate image read): "
         f"median {statistics.median(latencies):.2f} s over {len(latencies)} changes "
@@ -177,11 +188,16 @@ def main() -> None:
     print(
         f"finished {PREVIEW_SIDE}-px preview (warm, {PREVIEW_SCHEDULE['preset']} schedule): median "
         f"{statistics.median(finishes):.2f} s ({', '.join(f'{x:.2f}' for x in finishes)}), "
-        f"{result['width']}x{result['height']}, weights loads so far {result['weights_loads']}"
+        f"{result['width']}x{result['height']}, weights loads so far {result['weights_loads']}; worker CPU median "
+        f"{statistics.median(cpus):.1f} s"
     )
+    cpu_start = w.cpu()
     start = w.send(request("bal", preview_npy, tmp / "bal.npy", 70, tmp, preset="balanced", working_size=PREVIEW_SIDE))
     end, _ = w.until(is_terminal("bal"))
-    print(f"finished {PREVIEW_SIDE}-px preview (warm, balanced preset, for comparison): {end - start:.2f} s")
+    print(
+        f"finished {PREVIEW_SIDE}-px preview (warm, balanced preset, for comparison): {end - start:.2f} s "
+        f"(worker CPU {w.cpu() - cpu_start:.1f} s)"
+    )
 
     # OK pressed: the full-size job in the same warm worker, against a fresh process doing the same job.
     start = w.send(request("full", full_npy, tmp / "full.npy", 70, None, preset="balanced"))
