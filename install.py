@@ -692,6 +692,13 @@ def install(args: argparse.Namespace) -> int:
             say(f"GIMP plug-in installed: {entry}")
             entries.append({"path": str(t.path), "layout": "native"})
     if flat:
+        host_gimp = user_config_home(os.environ, Path.home()) / "GIMP"
+        shared = [t for t in flat if t.path.parent == host_gimp]
+        if shared and any(shutil.which(b) for b in ("gimp-3.0", "gimp-3.2", "gimp")):
+            say(
+                f"note: a distro GIMP 3 of the same version also reads {shared[0].path}; it would find the Flatpak's worker, which "
+                "only runs inside the sandbox: start one of the two GIMPs with GIMP3_DIRECTORY set to a folder of its own"
+            )
         fp_python, fp_version = ensure_flatpak_environment(flatpak, args)
         ensure_flatpak_weights(fp_python, args)
         cfg = worker_config(fp_python, fp_version, "flatpak", repair)
