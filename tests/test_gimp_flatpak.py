@@ -1,11 +1,12 @@
-"""install.py's Flatpak path and the plug-in in the Flatpak layout, simulated in a real GIMP 3.0.4.
+"""install.py's Flatpak path and the plug-in in the Flatpak layout, simulated in real GIMPs 3.0.4 and 3.2.6.
 
 A `flatpak` stand-in on PATH (tests/flatpak/flatpak) runs `flatpak run --command=X org.gimp.GIMP ...`
-inside the Debian trixie GIMP root with the test HOME at the same path and Flatpak's XDG folders,
-so install.py has to build the worker environment with the "sandbox's" own python3 (3.13; the host
-runs 3.11) for the recorded interpreter to exist where GIMP runs it. The root's python3 has no
-ensurepip (as Debian's without python3-venv) but has torch: the venv is made with
---system-site-packages and --without-pip, so nothing is downloaded. Needs root (chroot).
+inside a Debian GIMP root (trixie: GIMP 3.0.4, Python 3.13; forky: GIMP 3.2.6, Python 3.14) with the
+test HOME at the same path and Flatpak's XDG folders, so install.py has to build the worker
+environment with the "sandbox's" own python3 (the host runs another) for the recorded interpreter to
+exist where GIMP runs it. The roots' python3 has no ensurepip (Debian's without python3-venv) but has
+torch: the venv is made with --system-site-packages and --without-pip, so nothing is downloaded.
+Needs root (chroot).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,64 +35,64 @@ STANDIN = REPO / "tests" / "flatpak"
 SHARE = Path(os.environ.get("STYLECORE_GIMP_SHARE", "/tmp/stylecore-gimp-share") + "-flatpak")
 HOME = SHARE / "home"
 APP_DIR = HOME / ".var" / "app" / "org.gimp.GIMP"
-GIMP_DIR = APP_DIR / "config" / "GIMP" / "3.0"
 SUCCESS = 3
+# Debian dist of the GIMP root -> (GIMP version the stand-in reports, the root's python3)
+ROOTS = {"trixie": ("3.0.4", "3.13"), "forky": ("3.2.6", "3.14")}
 
 
-def root_script(*args: str) -> str:
-    env = {**os.environ, "STYLECORE_GIMP_SHARE": str(SHARE), "STYLECORE_GIMP_DIST": "trixie"}
+@dataclass
+class Sim:
+    dist: str
+    root: Path
+    gimp_version: str
+    python: str
+
+    @property
+    def series(self) -> str:
+        return self.gimp_version.rsplit(".", 1)[0]
+
+    @property
+    def gimp_dir(self) -> Path:
+        return APP_DIR / "config" / "GIMP" / self.series
+
+    def env(self) -> dict[str, str]:
+        """The user's shell: the test HOME, the stand-in first on PATH, no XDG or GIMP overrides."""
+        drop = (
+            "XDG_CONFIG_HOME",
+            "XDG_DATA_HOME",
+            "XDG_CACHE_HOME",
+            "GIMP3_DIRECTORY",
+            "STYLECORE_CACHE",
+            "PYTHONPATH",
+            "VIRTUAL_ENV",
+        )
+        env = {k: v for k, v in os.environ.items() if k not in drop}
+        env.update(HOME=str(HOME), PATH=f"{STANDIN}:{env.get('PATH', '/usr/bin:/bin')}")
+        env.update(STYLECORE_FLATPAK_ROOT=str(self.root), STYLECORE_FLATPAK_VERSION=self.gimp_version)
+        return env
+
+
+def root_script(dist: str, *args: str) -> str:
+    env = {**os.environ, "STYLECORE_GIMP_SHARE": str(SHARE), "STYLECORE_GIMP_DIST": dist}
     return subprocess.run(["bash", str(SCRIPT), *args], env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def host_env(root: Path) -> dict[str, str]:
-    """The user's shell: the test HOME, the stand-in first on PATH, no XDG or GIMP overrides."""
-    drop = (
-        "XDG_CONFIG_HOME",
-        "XDG_DATA_HOME",
-        "XDG_CACHE_HOME",
-        "GIMP3_DIRECTORY",
-        "STYLECORE_CACHE",
-        "PYTHONPATH",
-        "VIRTUAL_ENV",
-    )
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update(HOME=str(HOME), PATH=f"{STANDIN}:{env.get('PATH', '/usr/bin:/bin')}", STYLECORE_FLATPAK_ROOT=str(root))
-    return env
-
-
-def install_py(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(
-        [sys.executable, str(SHARE / "repo" / "install.py"), *args],
-        env=host_env(root),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+def install_py(sim: Sim, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, str(SHARE / "repo" / "install.py"), *args]
+    r = subprocess.run(cmd, env=sim.env(), capture_output=True, text=True, timeout=900)
     print(f"$ install.py {' '.join(args)}  (exit {r.returncode})\n{r.stdout}{r.stderr}")
     return r
 
 
-def gimp_batch(root: Path, code: str, timeout: int = 600) -> dict:
+def gimp_batch(sim: Sim, code: str, timeout: int = 600) -> dict:
     """Runs Python inside gimp-console started through `flatpak run`, as the Flatpak GIMP would be."""
     out = SHARE / "result.json"
     out.unlink(missing_ok=True)
     script = SHARE / "batch.py"
     script.write_text(PRELUDE + code + f"\njson.dump(R, open({str(out)!r}, 'w'))\n")
-    cmd = [
-        "flatpak",
-        "run",
-        f"--env=GIMP3_DIRECTORY={GIMP_DIR}",
-        "--command=timeout",
-        "org.gimp.GIMP",
-        str(timeout),
-        "gimp-console-3.0",
-        "-i",
-        "--batch-interpreter=python-fu-eval",
-        "-b",
-        f"exec(open({str(script)!r}).read())",
-        "--quit",
-    ]
-    r = subprocess.run(cmd, env=host_env(root), capture_output=True, text=True, timeout=timeout + 60)
+    cmd = ["flatpak", "run", f"--env=GIMP3_DIRECTORY={sim.gimp_dir}", "--command=timeout", "org.gimp.GIMP", str(timeout),
+           f"gimp-console-{sim.series}", "-i", "--batch-interpreter=python-fu-eval", "-b", f"exec(open({str(script)!r}).read())", "--quit"]  # fmt: skip
+    r = subprocess.run(cmd, env=sim.env(), capture_output=True, text=True, timeout=timeout + 60)
     if not out.exists():
         raise AssertionError(f"GIMP batch produced no result (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-4000:]}")
     return json.loads(out.read_text())
@@ -119,14 +121,15 @@ def load(path):
 """
 
 
-@pytest.fixture(scope="module")
-def flatpak_root(real_weights_available):
+@pytest.fixture(params=sorted(ROOTS, reverse=True))
+def sim(request, real_weights_available):
     from stylecore import weights
 
-    root_script("provision")
-    root = Path(root_script("path"))
+    dist = request.param
+    root_script(dist, "provision")
+    root = Path(root_script(dist, "path"))
     if SHARE.exists():
-        root_script("umount")
+        root_script(dist, "umount")
         shutil.rmtree(SHARE)
     HOME.mkdir(parents=True)
     for part in ("install.py", "pyproject.toml", "README.md", "stylecore", "gimp_plugin"):
@@ -139,43 +142,42 @@ def flatpak_root(real_weights_available):
     shutil.copy2(weights.cache_path("vgg16"), SHARE / "weights.npz")
     shutil.copy(bench("tubingen.jpg"), SHARE / "content.jpg")
     shutil.copy(bench("starry_night.jpg"), SHARE / "style.jpg")
-    root_script("mount")
-    yield root
-    root_script("umount")
+    root_script(dist, "mount")
+    yield Sim(dist, root, *ROOTS[dist])
+    root_script(dist, "umount")
 
 
-def test_flatpak_install_check_plugin_and_python_change(flatpak_root):
-    root = flatpak_root
-    r = install_py(root, "--no-demo", "--weights", str(SHARE / "weights.npz"))
+def test_flatpak_install_check_plugin_and_python_change(sim):
+    gimp_dir, py = sim.gimp_dir, sim.python
+    r = install_py(sim, "--no-demo", "--weights", str(SHARE / "weights.npz"))
     assert r.returncode == 0, r.stderr
-    assert f"Flatpak GIMP 3.0.4, will be created): {GIMP_DIR}" in r.stdout
-    assert "sandbox's Python 3.13" in r.stdout  # built by the root's python3, not the host's 3.11
+    assert f"Flatpak GIMP {sim.gimp_version}, will be created): {gimp_dir}" in r.stdout
+    assert f"sandbox's Python {py}" in r.stdout  # built by the root's python3, not the host's
     assert not (HOME / ".config").exists(), "nothing may go into the host's own GIMP folder"
 
-    plugin = GIMP_DIR / "plug-ins" / "style-transfer"
+    plugin = gimp_dir / "plug-ins" / "style-transfer"
     config_path = plugin / "stylecore-worker.json"
     cfg = json.loads(config_path.read_text())
-    venv = APP_DIR / "data" / "stylecore" / "venv-py3.13"
+    venv = APP_DIR / "data" / "stylecore" / f"venv-py{py}"
+    repair = f"python3 {SHARE / 'repo' / 'install.py'}"
     assert cfg == {
         "python": str(venv / "bin" / "python"),
         "pythonpath": "",
-        "python_version": "3.13",
+        "python_version": py,
         "layout": "flatpak",
-        "repair": f"python3 {SHARE / 'repo' / 'install.py'}",
+        "repair": repair,
     }
     assert os.access(plugin / "style-transfer.py", os.X_OK)
     assert (APP_DIR / "cache" / "stylecore" / "vgg16-features.npz").is_file()  # where the sandbox's worker looks
 
-    r = install_py(root, "--check")
+    r = install_py(sim, "--check")
     assert r.returncode == 0 and "all good" in r.stdout, r.stdout
-    assert "in the Flatpak sandbox (Python 3.13" in r.stdout
+    assert f"in the Flatpak sandbox (Python {py}" in r.stdout
 
     # In GIMP: the plug-in from the Flatpak folder makes a new layer; then the runtime's Python
     # "moves": the recorded interpreter is the one an older runtime (3.12) had.
     moved = {**cfg, "python": str(APP_DIR / "data" / "stylecore" / "venv-py3.12" / "bin" / "python"), "python_version": "3.12"}
-    out = gimp_batch(
-        root,
-        f"""
+    out = gimp_batch(sim, f"""
 R["registered"] = PROC is not None
 img = load("{SHARE}/content.jpg")
 R["run"] = stylize(img, img.get_layers()[0], "{SHARE}/style.jpg", quality="draft", **{{"working-size": 96}})
@@ -184,8 +186,7 @@ open({str(config_path)!r}, "w").write({json.dumps(moved)!r})
 img2 = load("{SHARE}/content.jpg")
 R["moved"] = stylize(img2, img2.get_layers()[0], "{SHARE}/style.jpg", quality="draft", **{{"working-size": 96}})
 R["moved_layers"] = len(img2.get_layers())
-""",
-    )
+""")  # fmt: skip
     assert out["registered"], "GIMP did not register the plug-in from the Flatpak folder"
     assert out["run"][0] == SUCCESS, out["run"]
     assert len(out["layers"]) == 2 and out["layers"][0].startswith("Style"), out["layers"]
@@ -193,16 +194,16 @@ R["moved_layers"] = len(img2.get_layers())
     assert status != SUCCESS and message and "install.py" in message and "\n" not in message.strip(), out["moved"]
     assert out["moved_layers"] == 1
 
-    r = install_py(root, "--check")
+    r = install_py(sim, "--check")
     assert r.returncode == 1
-    assert "runtime's Python is now 3.13, but the worker was built for 3.12" in r.stdout, r.stdout
-    assert f"run: python3 {SHARE / 'repo' / 'install.py'}" in r.stdout
+    assert f"runtime's Python is now {py}, but the worker was built for 3.12" in r.stdout, r.stdout
+    assert f"run: {repair}" in r.stdout
 
     # The repair command it names repairs it; --uninstall then removes only what install.py made.
-    assert install_py(root, "--no-demo").returncode == 0
-    assert json.loads(config_path.read_text())["python_version"] == "3.13"
-    assert install_py(root, "--check").returncode == 0
-    (GIMP_DIR / "plug-ins" / "someone-elses").mkdir()
-    r = install_py(root, "--uninstall")
-    assert r.returncode == 0 and not plugin.exists() and (GIMP_DIR / "plug-ins" / "someone-elses").is_dir()
+    assert install_py(sim, "--no-demo").returncode == 0
+    assert json.loads(config_path.read_text())["python_version"] == py
+    assert install_py(sim, "--check").returncode == 0
+    (gimp_dir / "plug-ins" / "someone-elses").mkdir()
+    r = install_py(sim, "--uninstall")
+    assert r.returncode == 0 and not plugin.exists() and (gimp_dir / "plug-ins" / "someone-elses").is_dir()
     assert venv.is_dir() and "--remove-env deletes it" in r.stdout
