@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 PLUGIN_NAME = "style-transfer"
 PLUGIN_SOURCE = HERE / "gimp_plugin" / PLUGIN_NAME
 CONFIG_NAME = "stylecore-worker.json"
+DISPATCHER = "stylecore-python"  # the worker "python" in a folder both the Flatpak and a distro GIMP read
 MARKER = ".installed-by-stylecore"
 SERIES = ("3.0", "3.2")  # GIMP 3 user-folder versions; the newest is the stable GIMP
 STABLE = SERIES[-1]
@@ -97,7 +98,7 @@ class Target:
     """A GIMP 3 user folder (the one holding plug-ins/) and how its GIMP runs the worker."""
 
     path: Path
-    layout: str  # "native" | "flatpak"
+    layout: str  # "native" | "flatpak" | "shared" (read by the Flatpak GIMP and a distro GIMP alike)
     how: str  # why this folder: shown to the user
     exists: bool = True
 
@@ -139,16 +140,25 @@ def series_of(version: str | None) -> str | None:
     return ".".join(parts[:2]) if len(parts) >= 2 and parts[0] == "3" else None
 
 
-def discover(system: str, env: Mapping[str, str], home: Path, flatpak: Flatpak, explicit: str | None = None) -> list[Target]:
-    """Every GIMP 3 user folder on this machine; if none exists, the most likely one (exists=False)."""
+def native_gimp_on_path() -> bool:
+    return any(shutil.which(name) for name in ("gimp-3.0", "gimp-3.2", "gimp-3", "gimp"))
+
+
+def discover(
+    system: str, env: Mapping[str, str], home: Path, flatpak: Flatpak, explicit: str | None = None, native_gimp: bool = False
+) -> list[Target]:
+    """Every GIMP 3 user folder on this machine; if none exists, the most likely one (exists=False).
+
+    native_gimp: a distro GIMP 3 is installed too, so a folder it shares with the Flatpak gets a
+    worker that runs in both.
+    """
     if explicit:
         path = Path(explicit).expanduser().resolve()
-        flatpak_root = home / ".var" / "app" / FLATPAK_APP
-        layout = (
-            "flatpak"
-            if flatpak.installed and (path.is_relative_to(flatpak_root) or path.is_relative_to(flatpak_config_dir(env, home)))
-            else "native"
-        )
+        layout = "native"
+        if flatpak.installed and path.is_relative_to(home / ".var" / "app" / FLATPAK_APP):
+            layout = "flatpak"
+        elif flatpak.installed and path.is_relative_to(flatpak_config_dir(env, home)):  # the host folder the Flatpak shares
+            layout = "shared" if native_gimp else "flatpak"
         return [Target(path, layout, "--gimp-dir", path.exists())]
     found: list[Target] = []
     if env.get("GIMP3_DIRECTORY"):
@@ -167,16 +177,24 @@ def discover(system: str, env: Mapping[str, str], home: Path, flatpak: Flatpak, 
         found += [Target(p, "native", how) for p, how in native if p.is_dir()]
     if system == "Linux" and flatpak.installed:
         base_fp = flatpak_config_dir(env, home)
-        shared = " (the host's folder, which the Flatpak uses once it exists)" if base_fp == base else ""
-        fp = [Target(base_fp / s, "flatpak", f"Flatpak GIMP {s}{shared}") for s in SERIES if (base_fp / s).is_dir()]
+        host = base_fp == base
+        note = " (the host's folder, which the Flatpak uses once it exists)" if host else ""
         running = series_of(flatpak.version)
-        if running and not any(t.path.name == running for t in fp):
-            fp.append(Target(base_fp / running, "flatpak", f"Flatpak GIMP {flatpak.version}{shared}", False))
-        # A folder both GIMPs use (the host's, once the Flatpak shares it) gets the Flatpak worker:
-        # install() warns that a distro GIMP of the same version then finds a worker it cannot start.
-        for t in fp:
-            found = [f for f in found if f.path != t.path]
-        found += fp
+        # In its private folder every 3.x folder was made by the Flatpak; in the host's folder only
+        # the version the Flatpak runs is its own (when `flatpak info` told us that version).
+        series = [s for s in SERIES if (base_fp / s).is_dir() and not (host and running and s != running)]
+        if running and running not in series:
+            series.append(running)
+        for s in series:
+            path = base_fp / s
+            both = any(f.path == path for f in found) and native_gimp
+            found = [f for f in found if f.path != path]
+            how = (
+                f"Flatpak GIMP {s} and distro GIMP {s}"
+                if both
+                else f"Flatpak GIMP {flatpak.version if s == running else s}{note}"
+            )
+            found.append(Target(path, "shared" if both else "flatpak", how, path.is_dir()))
     if not found:
         path = native[-1][0]
         found.append(Target(path, "native", f"no GIMP 3 folder found; GIMP {STABLE}'s default", False))
@@ -488,6 +506,28 @@ def write_plugin(target: Target, config: dict[str, str], vendor: bool) -> Path:
     return entry
 
 
+def write_dispatcher(plugin_dir: Path, flatpak_python: Path, native_python: Path) -> Path:
+    """For a folder both GIMPs read: a launcher that picks the worker of whichever GIMP runs it.
+
+    The Flatpak's venv only runs inside the sandbox and the host's only outside it, and the plug-in
+    launches one "python"; /.flatpak-info (and FLATPAK_ID) exist only inside a Flatpak sandbox.
+    """
+    config_path = plugin_dir / CONFIG_NAME
+    cfg = json.loads(config_path.read_text())
+    native_env = f"PYTHONPATH={shlex.quote(cfg['pythonpath'])} " if cfg.get("pythonpath") else ""
+    script = plugin_dir / DISPATCHER
+    script.write_text(
+        "#!/bin/sh\n"
+        "# Written by stylecore's install.py: the Flatpak GIMP and a distro GIMP both read this folder.\n"
+        f'if [ -f /.flatpak-info ] || [ -n "$FLATPAK_ID" ]; then exec {shlex.quote(str(flatpak_python))} "$@"; fi\n'
+        f'{native_env}exec {shlex.quote(str(native_python))} "$@"\n'
+    )
+    script.chmod(0o755)
+    cfg.update(python=str(script), pythonpath="")
+    config_path.write_text(json.dumps(cfg, indent=2) + "\n")
+    return script
+
+
 def worker_config(python: Path, version: str, layout: str, repair: str) -> dict[str, str]:
     return {"python": str(python), "pythonpath": "", "python_version": version, "layout": layout, "repair": repair}
 
@@ -522,7 +562,7 @@ def save_state(entries: list[dict[str, str]]) -> None:
 
 def known_targets(args: argparse.Namespace, flatpak: Flatpak) -> list[Target]:
     """Folders discovered now plus those recorded at install time (an old --gimp-dir, say)."""
-    targets = discover(platform.system(), os.environ, Path.home(), flatpak, args.gimp_dir)
+    targets = discover(platform.system(), os.environ, Path.home(), flatpak, args.gimp_dir, native_gimp_on_path())
     if args.gimp_dir:
         return targets
     seen = {t.path for t in targets}
@@ -537,13 +577,15 @@ def known_targets(args: argparse.Namespace, flatpak: Flatpak) -> list[Target]:
 # --- check -------------------------------------------------------------------------------------
 
 
-def probe_worker(cfg: Mapping[str, str]) -> dict[str, object]:
+def probe_worker(cfg: Mapping[str, str], in_sandbox: bool) -> dict[str, object]:
     """Starts the recorded interpreter the way the plug-in will (inside the sandbox for the Flatpak)."""
     python = cfg.get("python", "")
     extra = {"PYTHONPATH": cfg["pythonpath"]} if cfg.get("pythonpath") else {}
-    cmd = flatpak_cmd(python, "-c", PROBE) if cfg.get("layout") == "flatpak" else [python, "-c", PROBE]
+    cmd = flatpak_cmd(python, "-c", PROBE) if in_sandbox else [python, "-c", PROBE]
+    env = clean_env(extra)
+    env.pop("FLATPAK_ID", None)
     try:
-        r = run(cmd, capture_output=True, env=clean_env(extra), timeout=300)
+        r = run(cmd, capture_output=True, env=env, timeout=300)
     except FileNotFoundError:
         return {"error": f"{python} does not exist"}
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -585,11 +627,22 @@ def check_target(target: Target, flatpak_version: Callable[[], str | None], repa
             problems.append(
                 f"the GIMP Flatpak runtime's Python is now {now}, but the worker was built for {recorded}; run: {repair}"
             )
-    found = probe_worker(cfg)
-    where = " in the Flatpak sandbox" if cfg.get("layout") == "flatpak" else ""
+    sandboxes = [cfg.get("layout") == "flatpak"]
+    if Path(str(cfg["python"])).name == DISPATCHER:
+        sandboxes = [True, False]  # a folder the distro GIMP reads too: its worker must start as well
+    for in_sandbox in sandboxes:
+        problems += check_worker(cfg, in_sandbox, recorded if in_sandbox == (cfg.get("layout") == "flatpak") else "", repair)
+    return problems
+
+
+def check_worker(cfg: Mapping[str, str], in_sandbox: bool, recorded: str, repair: str) -> list[str]:
+    found = probe_worker(cfg, in_sandbox)
+    where = (
+        " in the Flatpak sandbox" if in_sandbox else (" for the distro GIMP" if Path(cfg["python"]).name == DISPATCHER else "")
+    )
     if "error" in found:
-        problems.append(f"the worker cannot start{where}: {found['error']}; run: {repair}")
-        return problems
+        return [f"the worker cannot start{where}: {found['error']}; run: {repair}"]
+    problems = []
     if recorded and found.get("python_version") != recorded:
         problems.append(
             f"the worker's Python is now {found.get('python_version')}, but it was installed for {recorded}; run: {repair}"
@@ -598,9 +651,9 @@ def check_target(target: Target, flatpak_version: Callable[[], str | None], repa
         problems.append(f"no VGG16 weights at {found.get('cache')}{where}; run: {repair}")
     if not problems:
         say(
-            f"  worker: ok, {cfg['python']}{where} (Python {found['python_version']}, torch {found['torch']}, stylecore {found['stylecore']})"
+            f"  worker{where}: ok, {cfg['python']} (Python {found['python_version']}, torch {found['torch']}, stylecore {found['stylecore']})"
         )
-        say(f"  weights: ok, {found['cache']}")
+        say(f"  weights{where}: ok, {found['cache']}")
     return problems
 
 
@@ -671,15 +724,20 @@ def uninstall(args: argparse.Namespace) -> None:
 
 def install(args: argparse.Namespace) -> int:
     flatpak = detect_flatpak(Path.home())
-    targets = [] if args.no_plugin else discover(platform.system(), os.environ, Path.home(), flatpak, args.gimp_dir)
+    targets = (
+        []
+        if args.no_plugin
+        else discover(platform.system(), os.environ, Path.home(), flatpak, args.gimp_dir, native_gimp_on_path())
+    )
     for t in targets:
         state = "found" if t.exists else "will be created"
         say(f"GIMP folder ({t.how}, {state}): {t.path}")
     native = [t for t in targets if t.layout == "native"]
     flat = [t for t in targets if t.layout == "flatpak"]
+    shared = [t for t in targets if t.layout == "shared"]
     repair = repair_command(args)
     python: Path | None = None
-    if native or not args.no_demo or args.no_plugin:
+    if native or shared or not args.no_demo or args.no_plugin:
         python = ensure_native_environment(args)
         ensure_native_weights(python, args)
     entries = load_state()
@@ -691,20 +749,19 @@ def install(args: argparse.Namespace) -> int:
             entry = write_plugin(t, cfg, args.vendor)
             say(f"GIMP plug-in installed: {entry}")
             entries.append({"path": str(t.path), "layout": "native"})
-    if flat:
-        host_gimp = user_config_home(os.environ, Path.home()) / "GIMP"
-        shared = [t for t in flat if t.path.parent == host_gimp]
-        if shared and any(shutil.which(b) for b in ("gimp-3.0", "gimp-3.2", "gimp")):
-            say(
-                f"note: a distro GIMP 3 of the same version also reads {shared[0].path}; it would find the Flatpak's worker, which "
-                "only runs inside the sandbox: start one of the two GIMPs with GIMP3_DIRECTORY set to a folder of its own"
-            )
+    if flat or shared:
         fp_python, fp_version = ensure_flatpak_environment(flatpak, args)
         ensure_flatpak_weights(fp_python, args)
         cfg = worker_config(fp_python, fp_version, "flatpak", repair)
         for t in flat:
             entry = write_plugin(t, cfg, vendor=False)
             say(f"GIMP plug-in installed for the Flatpak GIMP: {entry}")
+            entries.append({"path": str(t.path), "layout": "flatpak"})
+        for t in shared:
+            assert python is not None
+            entry = write_plugin(t, cfg, vendor=args.vendor)
+            write_dispatcher(t.plugin_dir, fp_python, python.absolute())
+            say(f"GIMP plug-in installed for both the Flatpak GIMP and the distro GIMP: {entry}")
             entries.append({"path": str(t.path), "layout": "flatpak"})
     if targets:
         save_state(entries)

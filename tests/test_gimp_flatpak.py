@@ -46,6 +46,7 @@ class Sim:
     root: Path
     gimp_version: str
     python: str
+    extra_path: str = ""
 
     @property
     def series(self) -> str:
@@ -67,7 +68,8 @@ class Sim:
             "VIRTUAL_ENV",
         )
         env = {k: v for k, v in os.environ.items() if k not in drop}
-        env.update(HOME=str(HOME), PATH=f"{STANDIN}:{env.get('PATH', '/usr/bin:/bin')}")
+        path = ":".join(p for p in (self.extra_path, str(STANDIN), env.get("PATH", "/usr/bin:/bin")) if p)
+        env.update(HOME=str(HOME), PATH=path)
         env.update(STYLECORE_FLATPAK_ROOT=str(self.root), STYLECORE_FLATPAK_VERSION=self.gimp_version)
         return env
 
@@ -207,3 +209,29 @@ R["moved_layers"] = len(img2.get_layers())
     r = install_py(sim, "--uninstall")
     assert r.returncode == 0 and not plugin.exists() and (gimp_dir / "plug-ins" / "someone-elses").is_dir()
     assert venv.is_dir() and "--remove-env deletes it" in r.stdout
+
+
+def test_folder_shared_with_a_distro_gimp_gets_both_workers(sim):
+    """Once the host's ~/.config/GIMP exists the Flatpak reads it too; with a distro GIMP 3 installed as well,
+    the folder's worker "python" is a launcher that starts the sandbox's venv inside and the host's outside."""
+    if sim.dist != "forky":
+        pytest.skip("one GIMP version is enough for the launcher; the Flatpak ships 3.2")
+    host_dir = HOME / ".config" / "GIMP" / sim.series
+    host_dir.mkdir(parents=True)
+    fake_bin = SHARE / "bin"
+    fake_bin.mkdir()
+    (fake_bin / f"gimp-{sim.series}").write_text("#!/bin/sh\nexit 0\n")  # a distro GIMP 3 on PATH
+    (fake_bin / f"gimp-{sim.series}").chmod(0o755)
+    sim.extra_path = str(fake_bin)
+    # The host's worker: this test run's own Python (it has torch), with the engine vendored beside the plug-in.
+    r = install_py(sim, "--no-demo", "--python", sys.executable, "--vendor", "--weights", str(SHARE / "weights.npz"))
+    assert r.returncode == 0, r.stderr
+    assert f"for both the Flatpak GIMP and the distro GIMP: {host_dir}" in r.stdout
+    cfg = json.loads((host_dir / "plug-ins" / "style-transfer" / "stylecore-worker.json").read_text())
+    assert cfg["python"].endswith("/stylecore-python") and cfg["layout"] == "flatpak" and cfg["python_version"] == sim.python
+
+    r = install_py(sim, "--check")
+    assert r.returncode == 0, r.stdout
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert f"worker in the Flatpak sandbox: ok, {cfg['python']} (Python {sim.python}" in r.stdout
+    assert f"worker for the distro GIMP: ok, {cfg['python']} (Python {here}" in r.stdout

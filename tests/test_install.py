@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -68,16 +69,23 @@ def test_flatpak_uses_the_hosts_gimp_folder_once_it_exists(tmp_path):
     assert "host" in targets[0].how
 
 
-def test_a_folder_both_gimps_use_is_listed_once_for_the_flatpak(tmp_path):
+def test_a_folder_both_gimps_use_is_listed_once(tmp_path):
+    """The Flatpak runs 3.2, so only the host's 3.2 folder is its own; with a distro GIMP too, it is shared."""
     mkdirs(tmp_path / ".config/GIMP/3.0", tmp_path / ".config/GIMP/3.2")
+    cfg = tmp_path / ".config/GIMP"
     targets = install.discover("Linux", {}, tmp_path, flatpak("3.2.6"))
-    assert found(targets) == [(tmp_path / ".config/GIMP/3.0", "flatpak", True), (tmp_path / ".config/GIMP/3.2", "flatpak", True)]
+    assert found(targets) == [(cfg / "3.0", "native", True), (cfg / "3.2", "flatpak", True)]
+    targets = install.discover("Linux", {}, tmp_path, flatpak("3.2.6"), native_gimp=True)
+    assert found(targets) == [(cfg / "3.0", "native", True), (cfg / "3.2", "shared", True)]
+    assert found(install.discover("Linux", {}, tmp_path, flatpak(), str(cfg / "3.2"), native_gimp=True)) == [
+        (cfg / "3.2", "shared", True)
+    ]
 
 
 def test_flatpak_follows_the_hosts_xdg_config_home(tmp_path):
     mkdirs(tmp_path / "x/GIMP/3.0", tmp_path / ".var/app/org.gimp.GIMP/config/GIMP/3.2")
     targets = install.discover("Linux", {"XDG_CONFIG_HOME": str(tmp_path / "x")}, tmp_path, flatpak("3.2.6"))
-    assert found(targets) == [(tmp_path / "x/GIMP/3.0", "flatpak", True), (tmp_path / "x/GIMP/3.2", "flatpak", False)]
+    assert found(targets) == [(tmp_path / "x/GIMP/3.0", "native", True), (tmp_path / "x/GIMP/3.2", "flatpak", False)]
 
 
 def test_macos_and_windows_folders(tmp_path):
@@ -180,7 +188,7 @@ def test_check_notices_a_changed_python_version(tmp_path):
 
 
 def test_check_notices_a_flatpak_runtime_whose_python_moved(tmp_path, monkeypatch):
-    monkeypatch.setattr(install, "probe_worker", lambda cfg: {"error": f"{cfg['python']} did not start"})
+    monkeypatch.setattr(install, "probe_worker", lambda cfg, in_sandbox: {"error": f"{cfg['python']} did not start"})
     target = installed(tmp_path, {"python": "/v/venv-py3.12/bin/python", "python_version": "3.12", "layout": "flatpak"})
     problems = install.check_target(target, lambda: "3.13", "python3 default")
     assert (
@@ -194,7 +202,7 @@ def test_check_healthy_worker_and_unexecutable_plugin(tmp_path, monkeypatch, cap
     monkeypatch.setattr(
         install,
         "probe_worker",
-        lambda cfg: {
+        lambda cfg, in_sandbox: {
             "python_version": "3.11",
             "torch": "2.6",
             "stylecore": "0.1.0",
@@ -213,9 +221,36 @@ def test_check_healthy_worker_and_unexecutable_plugin(tmp_path, monkeypatch, cap
 def test_check_without_plugin_or_weights(tmp_path, monkeypatch):
     target = install.Target(tmp_path / "GIMP/3.2", "native", "test")
     assert install.check_target(target, lambda: None, "r") == [f"plug-in not installed in {target.plugin_dir}; run: r"]
-    monkeypatch.setattr(install, "probe_worker", lambda cfg: {"python_version": "3.11", "cache": "/c/w.npz", "weights": False})
+    monkeypatch.setattr(
+        install, "probe_worker", lambda cfg, in_sandbox: {"python_version": "3.11", "cache": "/c/w.npz", "weights": False}
+    )
     target = installed(tmp_path, {"python": "/venv/bin/python"})
     assert install.check_target(target, lambda: None, "r") == ["no VGG16 weights at /c/w.npz; run: python3 /r/install.py"]
+
+
+def test_a_folder_both_gimps_read_gets_a_launcher_that_picks_the_right_worker(tmp_path, monkeypatch, capsys):
+    pythons = {}
+    for name in ("flatpak", "native"):
+        pythons[name] = tmp_path / f"{name}-python"
+        pythons[name].write_text(f'#!/bin/sh\necho {name} "$PYTHONPATH" "$@"\n')
+        pythons[name].chmod(0o755)
+    target = install.Target(tmp_path / "GIMP/3.2", "shared", "test")
+    install.write_plugin(target, install.worker_config(pythons["flatpak"], "3.13", "flatpak", "r"), vendor=True)
+    launcher = install.write_dispatcher(target.plugin_dir, pythons["flatpak"], pythons["native"])
+    cfg = json.loads((target.plugin_dir / "stylecore-worker.json").read_text())
+    assert cfg["python"] == str(launcher) and cfg["pythonpath"] == "" and cfg["layout"] == "flatpak"
+    env = {k: v for k, v in os.environ.items() if k not in ("FLATPAK_ID", "PYTHONPATH")}
+    outside = subprocess.run([launcher, "-u", "-m", "stylecore"], env=env, capture_output=True, text=True).stdout.split()
+    assert outside == ["native", str(target.plugin_dir / "engine"), "-u", "-m", "stylecore"]  # the vendored engine, outside only
+    inside = subprocess.run([launcher, "-c", "x"], env={**env, "FLATPAK_ID": "org.gimp.GIMP"}, capture_output=True, text=True)
+    assert inside.stdout.split() == ["flatpak", "-c", "x"]
+
+    asked = []
+    ok = {"python_version": "3.13", "torch": "2", "stylecore": "0.1.0", "cache": "/c", "weights": True}
+    monkeypatch.setattr(install, "probe_worker", lambda cfg, in_sandbox: asked.append(in_sandbox) or ok)
+    assert install.check_target(target, lambda: "3.13", "r") == []
+    assert asked == [True, False]  # --check starts both workers
+    assert "worker for the distro GIMP: ok" in capsys.readouterr().out
 
 
 # --- torch that fits the machine ------------------------------------------------------------------
