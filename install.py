@@ -657,6 +657,15 @@ def check_worker(cfg: Mapping[str, str], in_sandbox: bool, recorded: str, repair
     return problems
 
 
+def hidden_from_flatpak(target: Target, env: Mapping[str, str], home: Path) -> str | None:
+    """A plug-in in the Flatpak's private folder that its GIMP no longer reads (a host ~/.config/GIMP appeared)."""
+    private = home / ".var" / "app" / FLATPAK_APP / "config" / "GIMP"
+    reads = flatpak_config_dir(env, home)
+    if target.path.is_relative_to(private) and reads != private and (target.plugin_dir / CONFIG_NAME).exists():
+        return f"the Flatpak GIMP now reads {reads / target.path.name} (the host's folder, which exists since the install), not this one"
+    return None
+
+
 def check(args: argparse.Namespace) -> int:
     flatpak = detect_flatpak(Path.home())
     repair = repair_command(args)
@@ -677,7 +686,9 @@ def check(args: argparse.Namespace) -> int:
             )
             say(f"  PROBLEM: {problems[-1]}")
             continue
-        for line in check_target(target, sandbox_version, repair):
+        lines = check_target(target, sandbox_version, repair)
+        hidden = hidden_from_flatpak(target, os.environ, Path.home())
+        for line in lines + ([f"{hidden}; run: {repair}"] if hidden else []):
             say(f"  PROBLEM: {line}")
             problems.append(line)
     say("all good" if not problems else f"{len(problems)} problem(s) found")

@@ -253,6 +253,16 @@ def test_a_folder_both_gimps_read_gets_a_launcher_that_picks_the_right_worker(tm
     assert "worker for the distro GIMP: ok" in capsys.readouterr().out
 
 
+def test_check_notices_the_flatpak_no_longer_reads_its_private_folder(tmp_path):
+    private = install.Target(tmp_path / ".var/app/org.gimp.GIMP/config/GIMP/3.2", "flatpak", "installed here earlier")
+    install.write_plugin(private, install.worker_config(Path("/p"), "3.13", "flatpak", "r"), vendor=False)
+    assert install.hidden_from_flatpak(private, {}, tmp_path) is None
+    mkdirs(tmp_path / ".config/GIMP")  # a distro GIMP ran once: the Flatpak now gets the host's folder mounted instead
+    assert install.hidden_from_flatpak(private, {}, tmp_path) == (
+        f"the Flatpak GIMP now reads {tmp_path / '.config/GIMP/3.2'} (the host's folder, which exists since the install), not this one"
+    )
+
+
 # --- torch that fits the machine ------------------------------------------------------------------
 
 
