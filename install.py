@@ -202,7 +202,11 @@ def discover(
 
 
 def detect_flatpak(home: Path) -> Flatpak:
-    """GIMP's Flatpak: `flatpak info org.gimp.GIMP` if the flatpak command exists, else its ~/.var/app folder."""
+    """GIMP's Flatpak, as `flatpak info org.gimp.GIMP` reports it (system or --user installation).
+
+    Its ~/.var/app folder alone is not enough: without the flatpak command no worker can be built
+    inside the sandbox, so that case is only reported.
+    """
     data_dir = home / ".var" / "app" / FLATPAK_APP
     if platform.system() != "Linux":
         return Flatpak(False, None, data_dir)
@@ -216,7 +220,8 @@ def detect_flatpak(home: Path) -> Flatpak:
                 (ln.split(":", 1)[1].strip() for ln in r.stdout.splitlines() if ln.strip().startswith("Version:")), None
             )
             return Flatpak(True, version, data_dir)
-        return Flatpak(False, None, data_dir)
+    elif data_dir.is_dir():
+        say(f"found {data_dir} but no flatpak command: skipping the Flatpak GIMP (its worker is built with 'flatpak run')")
     return Flatpak(False, None, data_dir)
 
 
@@ -236,12 +241,16 @@ def has_nvidia_gpu() -> bool:
 
 def index_reachable(url: str = PYTORCH_CPU_INDEX + "/torch/", timeout: float = 5.0) -> bool:
     """A short probe: can pip reach PyTorch's CPU wheel index from here (proxy settings included)?"""
-    try:
-        req = urllib.request.Request(url, method="HEAD")
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (fixed https URL)
-            return 200 <= int(resp.status) < 400
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    for method in ("HEAD", "GET"):  # GET only for a server that refuses HEAD
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=timeout) as resp:  # noqa: S310
+                return 200 <= int(resp.status) < 400
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (403, 405, 501):
+                return False
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+    return False
 
 
 def choose_torch(requested: str, system: str, nvidia: Callable[[], bool], reachable: Callable[[], bool]) -> TorchChoice:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -302,6 +304,28 @@ def test_torch_choice(requested, system, gpu, reachable, kind, cpu_index, size):
 
 def test_probe_of_an_unreachable_index_is_false_and_quick():
     assert install.index_reachable("http://127.0.0.1:9/whl/cpu/torch/", timeout=2) is False
+
+
+@pytest.mark.parametrize("head, get, expected", [(200, 200, True), (405, 200, True), (404, 404, False), (405, 500, False)])
+def test_probe_against_a_local_index(head, get, expected):
+    class Index(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(head)
+            self.end_headers()
+
+        def do_GET(self):
+            self.send_response(get)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Index)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert install.index_reachable(f"http://127.0.0.1:{server.server_port}/whl/cpu/torch/", timeout=5) is expected
+    finally:
+        server.shutdown()
 
 
 # --- uninstall ---------------------------------------------------------------------------------
