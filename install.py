@@ -382,6 +382,10 @@ def flatpak_cmd(command: object, *argv: object) -> list[str]:
     return ["flatpak", "run", f"--command={command}", FLATPAK_APP, *map(str, argv)]
 
 
+def sandbox_succeeds(command: object, *argv: object) -> bool:
+    return run(flatpak_cmd(command, *argv), capture_output=True, env=clean_env()).returncode == 0
+
+
 def flatpak_venv_dir(flatpak: Flatpak, version: str) -> Path:
     return flatpak.data_dir / "data" / "stylecore" / f"venv-py{version}"
 
@@ -401,12 +405,7 @@ def ensure_flatpak_environment(flatpak: Flatpak, args: argparse.Namespace) -> tu
     assert version is not None
     venv = flatpak_venv_dir(flatpak, version)
     python = venv / "bin" / "python"
-    system_torch = (
-        run(
-            flatpak_cmd("python3", "-c", "import torch, torchvision, numpy, PIL"), capture_output=True, env=clean_env()
-        ).returncode
-        == 0
-    )
+    system_torch = sandbox_succeeds("python3", "-c", "import torch, torchvision, numpy, PIL")
     if not python.exists():
         say(f"creating the Flatpak worker environment {venv} with the sandbox's Python {version}")
         # The runtime's own torch (a runtime extension, say) is reused rather than downloaded again.
@@ -418,14 +417,14 @@ def ensure_flatpak_environment(flatpak: Flatpak, args: argparse.Namespace) -> tu
         if r.returncode != 0:
             fail(f"the sandbox's Python could not create {venv}: {(r.stderr.strip().splitlines() or ['?'])[-1]}; run: {repair}")
         (venv / MARKER).write_text("made by stylecore's install.py for the GIMP Flatpak\n")
-    has_pip = run(flatpak_cmd(python, "-m", "pip", "--version"), capture_output=True, env=clean_env()).returncode == 0
+    has_pip = sandbox_succeeds(python, "-m", "pip", "--version")
     if not has_pip and system_torch:
         install_stylecore_copy(venv, version)
         say(f"stylecore copied into {site_packages(venv, version)} (torch, torchvision, numpy, pillow come from the runtime)")
     else:
         if not has_pip:
             bootstrap_pip(venv, version, repair)
-        has_torch = run(flatpak_cmd(python, "-c", "import torch"), capture_output=True, env=clean_env()).returncode == 0
+        has_torch = sandbox_succeeds(python, "-c", "import torch")
         choice = None if has_torch else pick_torch(args)
         say(
             "installing stylecore and its dependencies inside the sandbox"

@@ -265,6 +265,98 @@ def test_check_notices_the_flatpak_no_longer_reads_its_private_folder(tmp_path):
     )
 
 
+# --- the Flatpak worker environment (the `flatpak` command faked) --------------------------------
+
+
+class FakeSandbox:
+    """Answers install.run for `flatpak run ...` the way a GNOME runtime with the given traits would."""
+
+    def __init__(self, torch: bool, ensurepip: bool, pip_in_venv: bool):
+        self.torch, self.ensurepip, self.pip_in_venv = torch, ensurepip, pip_in_venv
+        self.calls: list[list[str]] = []
+
+    def __call__(self, cmd, **kw):
+        cmd = [str(c) for c in cmd]
+        self.calls.append(cmd)
+        assert cmd[:2] == ["flatpak", "run"] and cmd[3] == "org.gimp.GIMP", cmd
+        command, argv = cmd[2].removeprefix("--command="), cmd[4:]
+        ok = subprocess.CompletedProcess(cmd, 0, "", "")
+        if argv[:2] == ["-m", "venv"]:
+            if not self.ensurepip and "--without-pip" not in argv:
+                return subprocess.CompletedProcess(cmd, 1, "", "Error: ensurepip is not available")
+            venv = Path(argv[-1])
+            (venv / "bin").mkdir(parents=True)
+            (venv / "bin/python").touch()
+            return ok
+        if argv[:1] == ["-c"] and "sys.version_info" in argv[1]:
+            return subprocess.CompletedProcess(cmd, 0, "3.13\n", "")
+        if argv[:1] == ["-c"] and "import torch" in argv[1]:
+            return subprocess.CompletedProcess(cmd, 0 if self.torch else 1, "", "")
+        if argv[:3] == ["-m", "pip", "--version"]:
+            return subprocess.CompletedProcess(cmd, 0 if self.pip_in_venv else 1, "", "")
+        if argv[:3] == ["-m", "pip", "install"]:
+            assert command.endswith("/venv-py3.13/bin/python")  # the venv's own pip, inside the sandbox
+            return ok
+        raise AssertionError(f"unexpected command {cmd}")
+
+
+def flatpak_setup(tmp_path, monkeypatch, sandbox):
+    monkeypatch.setattr(install, "run", sandbox)
+    monkeypatch.setattr(install, "has_nvidia_gpu", lambda: False)
+    monkeypatch.setattr(install, "index_reachable", lambda: True)
+    monkeypatch.setattr(install.platform, "system", lambda: "Linux")
+    fp = install.Flatpak(True, "3.2.6", tmp_path / ".var/app/org.gimp.GIMP")
+    return fp, install.build_parser().parse_args([])
+
+
+def test_flatpak_env_runtime_without_torch_pip_installs_inside_with_cpu_wheels(tmp_path, monkeypatch, capsys):
+    sandbox = FakeSandbox(torch=False, ensurepip=True, pip_in_venv=True)
+    fp, args = flatpak_setup(tmp_path, monkeypatch, sandbox)
+    stale, foreign = fp.data_dir / "data/stylecore/venv-py3.12", fp.data_dir / "data/stylecore/venv-py3.11"
+    mkdirs(stale, foreign)
+    (stale / install.MARKER).touch()
+    python, version = install.ensure_flatpak_environment(fp, args)
+    venv = fp.data_dir / "data/stylecore/venv-py3.13"
+    assert (python, version) == (venv / "bin/python", "3.13")
+    venv_call = next(c for c in sandbox.calls if c[4:6] == ["-m", "venv"])
+    assert venv_call == [
+        "flatpak",
+        "run",
+        "--command=python3",
+        "org.gimp.GIMP",
+        "-m",
+        "venv",
+        str(venv),
+    ]  # no runtime torch to share
+    pip = next(c for c in sandbox.calls if c[4:7] == ["-m", "pip", "install"])
+    assert pip[pip.index("--index-url") + 1] == "https://download.pytorch.org/whl/cpu" and pip[-1] == str(install.HERE)
+    assert (venv / install.MARKER).exists() and not stale.exists() and foreign.exists()  # only our old env goes
+    assert "CPU-only wheels" in capsys.readouterr().out
+
+
+def test_flatpak_env_runtime_with_torch_but_no_ensurepip_copies_stylecore(tmp_path, monkeypatch):
+    sandbox = FakeSandbox(torch=True, ensurepip=False, pip_in_venv=False)
+    fp, args = flatpak_setup(tmp_path, monkeypatch, sandbox)
+    python, _ = install.ensure_flatpak_environment(fp, args)
+    venv_calls = [c[4:] for c in sandbox.calls if c[4:6] == ["-m", "venv"]]
+    assert venv_calls == [["-m", "venv", "--system-site-packages", str(python.parents[1])],
+                          ["-m", "venv", "--system-site-packages", "--without-pip", str(python.parents[1])]]  # fmt: skip
+    assert (python.parents[1] / "lib/python3.13/site-packages/stylecore/__init__.py").is_file()
+    assert not any(c[4:7] == ["-m", "pip", "install"] for c in sandbox.calls)  # nothing downloaded
+
+
+def test_uninstall_remove_env_deletes_only_our_flatpak_envs(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    data = tmp_path / ".var/app/org.gimp.GIMP"
+    monkeypatch.setattr(install, "detect_flatpak", lambda home: install.Flatpak(True, "3.2.6", data))
+    ours, theirs = data / "data/stylecore/venv-py3.13", data / "data/stylecore/venv-py3.99"
+    mkdirs(ours, theirs)
+    (ours / install.MARKER).touch()
+    assert install.main(["--uninstall", "--remove-env", "--venv", str(tmp_path / "no-venv")]) == 0
+    assert not ours.exists() and theirs.exists()
+
+
 # --- torch that fits the machine ------------------------------------------------------------------
 
 
