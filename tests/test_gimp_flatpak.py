@@ -174,7 +174,7 @@ def test_flatpak_install_check_plugin_and_python_change(sim):
 
     r = install_py(sim, "--check")
     assert r.returncode == 0 and "all good" in r.stdout, r.stdout
-    assert f"in the Flatpak sandbox (Python {py}" in r.stdout
+    assert f"worker in the Flatpak sandbox: ok, {cfg['python']} (Python {py}" in r.stdout
 
     # In GIMP: the plug-in from the Flatpak folder makes a new layer; then the runtime's Python
     # "moves": the recorded interpreter is the one an older runtime (3.12) had.
