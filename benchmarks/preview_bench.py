@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import queue
+import shutil
 import statistics
 import subprocess
 import sys
@@ -137,6 +138,13 @@ def main() -> None:
     ap.add_argument("--changes", type=int, default=3, help="setting changes measured in the warm worker (default 3)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="stylecore-preview-bench-"))
+    try:
+        measure(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, tmp: Path) -> None:
     preview_npy, full_npy = tmp / "preview-content.npy", tmp / "full-content.npy"
     np.save(preview_npy, fitted(CONTENT, PREVIEW_SIDE))
     full = fitted(CONTENT, args.full_size)
