@@ -85,7 +85,7 @@ def test_tiling_barely_changes_the_refined_picture(tiny_refining_preset, monkeyp
 
 
 def _wrap_jump(a: np.ndarray) -> tuple[float, float]:
-    """Mean colour jump across the wrap-around edge, and between neighbouring interior columns."""
+    """Mean color jump across the wrap-around edge, and between neighbouring interior columns."""
     a = a.astype(float)
     across = np.abs(a[:, 0] - a[:, -1]).mean()
     inside = np.abs(np.diff(a, axis=1)).mean()
