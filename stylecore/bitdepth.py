@@ -64,8 +64,12 @@ def _png16(data: np.ndarray) -> bytes:
     rows = np.zeros((height, 1 + width * channels * 2), np.uint8)  # filter byte 0 ("none") per row
     rows[:, 1:] = data.astype(">u2").view(np.uint8).reshape(height, -1)
     header = struct.pack(">IIBBBBB", width, height, 16, 6 if channels == 4 else 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
-            + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _tiff16(data: np.ndarray) -> bytes:
@@ -74,8 +78,18 @@ def _tiff16(data: np.ndarray) -> bytes:
     pixels = data.astype("<u2").tobytes()
     bits_at = 8
     entries_at = bits_at + 2 * channels
-    tags = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, channels, bits_at), (259, 3, 1, 1), (262, 3, 1, 2),
-            (273, 4, 1, 0), (277, 3, 1, channels), (278, 4, 1, height), (279, 4, 1, len(pixels)), (284, 3, 1, 1)]
+    tags = [
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, channels, bits_at),
+        (259, 3, 1, 1),
+        (262, 3, 1, 2),
+        (273, 4, 1, 0),
+        (277, 3, 1, channels),
+        (278, 4, 1, height),
+        (279, 4, 1, len(pixels)),
+        (284, 3, 1, 1),
+    ]
     if channels == 4:
         tags.append((338, 3, 1, 2))  # ExtraSamples: unassociated alpha
     ifd_size = 2 + 12 * len(tags) + 4

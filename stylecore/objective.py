@@ -63,9 +63,13 @@ class Targets:
 
 
 @torch.no_grad()
-def painting_grams(features: Features, painting: torch.Tensor, long_side: int,
-                   grid_for: Callable[[int, int], Grid | None],  # (width, height) -> tiles, or None for one pass
-                   poll: Poll | None = None) -> dict[str, torch.Tensor]:
+def painting_grams(
+    features: Features,
+    painting: torch.Tensor,
+    long_side: int,
+    grid_for: Callable[[int, int], Grid | None],  # (width, height) -> tiles, or None for one pass
+    poll: Poll | None = None,
+) -> dict[str, torch.Tensor]:
     """Style Grams of a painting seen at `long_side`; paintings bigger than a tile are summed tile by tile."""
 
     def grams_of(img: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -94,8 +98,14 @@ def _seamless_masks(height: int, width: int, grid: Grid | None, device: torch.de
 
 
 @torch.no_grad()
-def content_targets(features: Features, grams: dict[str, torch.Tensor], content: torch.Tensor, grid: Grid | None,
-                    seamless: bool, poll: Poll | None = None) -> Targets:
+def content_targets(
+    features: Features,
+    grams: dict[str, torch.Tensor],
+    content: torch.Tensor,
+    grid: Grid | None,
+    seamless: bool,
+    poll: Poll | None = None,
+) -> Targets:
     """Bundles the style Grams with the content activations (per tile when the scale is tiled)."""
     if grid is not None:
         parts = tiling.tiled_features(features, content, CONTENT_LAYER, grid, poll)

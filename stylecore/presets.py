@@ -29,10 +29,8 @@ class Preset:
 
 PRESETS = {
     "draft": Preset("draft", working_size=256, min_size=128, coarse_evals=32, fine_evals=6, decay=2.4, scale_step=2.0),
-    "balanced": Preset("balanced", working_size=2048, min_size=128, coarse_evals=60, fine_evals=6, decay=1.45,
-                       scale_step=2.0),
-    "best": Preset("best", working_size=None, min_size=128, coarse_evals=100, fine_evals=10, decay=1.1,
-                   refine_evals=6),
+    "balanced": Preset("balanced", working_size=2048, min_size=128, coarse_evals=60, fine_evals=6, decay=1.45, scale_step=2.0),
+    "best": Preset("best", working_size=None, min_size=128, coarse_evals=100, fine_evals=10, decay=1.1, refine_evals=6),
 }
 
 

@@ -48,4 +48,4 @@ def _wrapped(t: torch.Tensor, width: int, height: int, dim: int) -> torch.Tensor
     padded = F.pad(t, pad, mode="circular")
     size = (t.shape[-2], dst + 2 * margin_dst) if dim == -1 else (dst + 2 * margin_dst, t.shape[-1])
     out = _plain(padded, size[1], size[0])
-    return out[..., margin_dst:margin_dst + dst] if dim == -1 else out[..., margin_dst:margin_dst + dst, :]
+    return out[..., margin_dst : margin_dst + dst] if dim == -1 else out[..., margin_dst : margin_dst + dst, :]

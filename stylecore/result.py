@@ -77,7 +77,9 @@ class StyledImage:
         try:
             return write_atomic(path, write)
         except OSError as exc:
-            raise BadInput(f"{path}: cannot write the output ({exc.strerror or exc}); check the folder's permissions and free space") from exc
+            raise BadInput(
+                f"{path}: cannot write the output ({exc.strerror or exc}); check the folder's permissions and free space"
+            ) from exc
 
 
 def check_output_path(path: PathLike, protect: Iterable[PathLike] = ()) -> str:

@@ -72,8 +72,20 @@ class Reporter:
     def finish(self, plan: list[Scale], size: tuple[int, int]) -> None:
         if self.progress:
             elapsed = time.perf_counter() - self.started
-            self.progress(Progress("finish", scale=len(plan), scales=len(plan), width=size[0], height=size[1], step=0,
-                                   steps=0, done=1.0, elapsed=elapsed, eta=0.0))
+            self.progress(
+                Progress(
+                    "finish",
+                    scale=len(plan),
+                    scales=len(plan),
+                    width=size[0],
+                    height=size[1],
+                    step=0,
+                    steps=0,
+                    done=1.0,
+                    elapsed=elapsed,
+                    eta=0.0,
+                )
+            )
 
 
 @dataclass(frozen=True)
@@ -159,8 +171,20 @@ def _hook(job: Job, report: Reporter, index: int, share: tuple[float, float]) ->
         done = min(1.0, base + part * step / scale.evals)
         elapsed = time.perf_counter() - report.started
         eta = elapsed * (1 - done) / done if done > 0.02 else None
-        report.progress(Progress("optimize", scale=index + 1, scales=len(scales), width=scale.width, height=scale.height,
-                                 step=step, steps=scale.evals, done=done, elapsed=elapsed, eta=eta, losses=terms))
+        report.progress(
+            Progress(
+                "optimize",
+                scale=index + 1,
+                scales=len(scales),
+                width=scale.width,
+                height=scale.height,
+                step=step,
+                steps=scale.evals,
+                done=done,
+                elapsed=elapsed,
+                eta=eta,
+                losses=terms,
+            )
+        )
 
     return hook
-

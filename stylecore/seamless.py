@@ -12,7 +12,7 @@ import torch
 BAND = 0.15  # fraction of each side over which the photo fades into its wrapped self
 
 
-def ramp(n: int, device, band: float = BAND) -> torch.Tensor:
+def ramp(n: int, device: torch.device | str, band: float = BAND) -> torch.Tensor:
     """0 at both ends, rising linearly to 1 at `band` of the way in."""
     pos = (torch.arange(n, device=device, dtype=torch.float32) + 0.5) / n
     return (torch.minimum(pos, 1 - pos) / band).clamp(max=1.0)
@@ -30,6 +30,6 @@ def make_tileable(image: torch.Tensor, band: float = BAND) -> torch.Tensor:
     return out * my + out.roll(h // 2, dims=-2) * (1 - my)
 
 
-def content_mask(height: int, width: int, device, band: float = BAND) -> torch.Tensor:
+def content_mask(height: int, width: int, device: torch.device | str, band: float = BAND) -> torch.Tensor:
     """Content weight per feature position: the edge bands are left to the style."""
     return (ramp(height, device, band)[:, None] * ramp(width, device, band)[None, :])[None, None]

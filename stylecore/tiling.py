@@ -63,7 +63,7 @@ def _span(a: int, b: int, halo: int, size: int, wrap: bool) -> tuple[int, int]:
     return (a - halo, b + halo) if wrap else (max(0, a - halo), min(size, b + halo))
 
 
-def _index(start: int, stop: int, size: int, device) -> torch.Tensor:
+def _index(start: int, stop: int, size: int, device: torch.device) -> torch.Tensor:
     return torch.arange(start, stop, device=device) % size
 
 
@@ -117,8 +117,9 @@ def views(image: torch.Tensor, grid: Grid, poll: Poll | None = None) -> Iterator
 
 
 @torch.no_grad()
-def tiled_grams(features: Features, image: torch.Tensor, layers: Iterable[str], grid: Grid,
-                poll: Poll | None = None) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+def tiled_grams(
+    features: Features, image: torch.Tensor, layers: Iterable[str], grid: Grid, poll: Poll | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """Gram matrices of the whole image summed over tiles, and the positions each layer counted."""
     layers = list(layers)
     sums: dict[str, torch.Tensor] = {}
@@ -137,7 +138,9 @@ def tiled_grams(features: Features, image: torch.Tensor, layers: Iterable[str], 
 
 
 @torch.no_grad()
-def tiled_features(features: Features, image: torch.Tensor, layer: str, grid: Grid, poll: Poll | None = None) -> list[torch.Tensor]:
+def tiled_features(
+    features: Features, image: torch.Tensor, layer: str, grid: Grid, poll: Poll | None = None
+) -> list[torch.Tensor]:
     """Each tile's core activations at one layer: the content targets of a tiled scale."""
     return [view.core(features(view.crop)[layer], layer).float() for view in views(image, grid, poll)]
 

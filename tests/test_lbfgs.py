@@ -57,8 +57,13 @@ def test_an_uphill_step_is_rejected_and_the_next_goes_half_as_far():
     center, k = torch.full(SHAPE, 0.6), 1.0
     wild = lbfgs.Curvature(gamma=3.0, pixels=SHAPE[-1] * SHAPE[-2])  # three times too long a step: overshoots uphill
     evaluated, totals = [], []
-    x, _ = lbfgs.minimize(torch.full(SHAPE, 0.5), quadratic(center, torch.full(SHAPE, k), evaluated), 12, curvature=wild,
-                          hook=lambda step, terms, x: totals.append(terms["total"]))
+    x, _ = lbfgs.minimize(
+        torch.full(SHAPE, 0.5),
+        quadratic(center, torch.full(SHAPE, k), evaluated),
+        12,
+        curvature=wild,
+        hook=lambda step, terms, x: totals.append(terms["total"]),
+    )
     first_step = evaluated[1] - evaluated[0]
     assert torch.allclose(evaluated[2] - evaluated[0], first_step / 2)  # rejected: half as far, from the same point
     assert totals == sorted(totals, reverse=True)  # the reported loss never goes up

@@ -47,8 +47,10 @@ def test_a_16bit_tiff_holds_every_bit(tmp_path):
     with Image.open(path) as tiff:  # Pillow parses it (and shows it at 8 bits)
         assert tiff.size == (20, 10) and tiff.mode == "RGBA"
         start, length = tiff.tag_v2[273][0], tiff.tag_v2[279][0]
-    data = np.frombuffer(path.read_bytes()[start:start + length], "<u2").reshape(10, 20, 4)
-    assert np.array_equal(data[..., :3], bitdepth.quantize(values, 16)) and np.array_equal(data[..., 3], bitdepth.quantize(alpha, 16))
+    data = np.frombuffer(path.read_bytes()[start : start + length], "<u2").reshape(10, 20, 4)
+    assert np.array_equal(data[..., :3], bitdepth.quantize(values, 16)) and np.array_equal(
+        data[..., 3], bitdepth.quantize(alpha, 16)
+    )
 
 
 @pytest.fixture
@@ -65,12 +67,10 @@ def test_16bit_content_gives_a_16bit_result_by_default(random_cli, tmp_path):
     out = _read_png16(tmp_path / "o.png")
     assert out.dtype == np.uint16 and out.shape == (48, 64, 3)
     assert _off_the_8bit_grid(out / 65535.0) > 0.5
-    assert cli.main([str(content), str(tmp_path / "s.png"), "-o", str(tmp_path / "o8.png"), "--bit-depth", "8",
-                     *random_cli]) == 0
+    assert cli.main([str(content), str(tmp_path / "s.png"), "-o", str(tmp_path / "o8.png"), "--bit-depth", "8", *random_cli]) == 0
     with Image.open(tmp_path / "o8.png") as eight:
         assert eight.mode == "RGB"
-    assert cli.main([str(content), str(tmp_path / "s.png"), "-o", str(tmp_path / "o.jpg"), "--bit-depth", "16",
-                     *random_cli]) == 2
+    assert cli.main([str(content), str(tmp_path / "s.png"), "-o", str(tmp_path / "o.jpg"), "--bit-depth", "16", *random_cli]) == 2
 
 
 def test_the_result_is_float32_off_the_8bit_grid(quick):

@@ -35,14 +35,17 @@ def test_thin_layers_are_planned_at_the_smallest_size_the_network_takes():
     assert all(s.width % 16 == 0 and s.height % 16 == 0 for s in seamless)
 
 
-@pytest.mark.parametrize("options,match", [
-    (dict(strength=float("nan")), "strength"),
-    (dict(style_scale=5), "style scale"),
-    (dict(working_size=63), "working size"),
-    (dict(preset="ultra"), "preset"),
-    (dict(pooling="median"), "pooling"),
-    (dict(tv_weight=-1), "tv weight"),
-])
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        (dict(strength=float("nan")), "strength"),
+        (dict(style_scale=5), "style scale"),
+        (dict(working_size=63), "working size"),
+        (dict(preset="ultra"), "preset"),
+        (dict(pooling="median"), "pooling"),
+        (dict(tv_weight=-1), "tv weight"),
+    ],
+)
 def test_options_are_validated_once_when_made(options, match):
     with pytest.raises(BadInput, match=match):
         StyleOptions(**options)

@@ -95,16 +95,19 @@ def test_preserve_colors_keeps_the_content_chroma():
     assert float((chroma(out) - chroma(content)).abs().mean()) < 0.03
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(strength=150), "strength"),
-    (dict(strength=-1), "strength"),
-    (dict(style_scale=0), "style scale"),
-    (dict(preset="ultra"), "preset"),
-    (dict(working_size=10), "working size"),
-    (dict(model="resnet"), "model"),
-    (dict(style_weights=[1, 2]), "style weights"),
-    (dict(device="tpu9"), "device"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(strength=150), "strength"),
+        (dict(strength=-1), "strength"),
+        (dict(style_scale=0), "style scale"),
+        (dict(preset="ultra"), "preset"),
+        (dict(working_size=10), "working size"),
+        (dict(model="resnet"), "model"),
+        (dict(style_weights=[1, 2]), "style weights"),
+        (dict(device="tpu9"), "device"),
+    ],
+)
 def test_bad_options_raise_bad_input(kwargs, match):
     opts = {**FAST, **kwargs}
     with pytest.raises(BadInput, match=match):

