@@ -8,6 +8,7 @@ is going; runs happen one at a time on the main thread, in the order they arrive
 
 from __future__ import annotations
 
+import argparse
 import collections
 import ctypes
 import json
@@ -380,9 +381,7 @@ def _default_factory(model: str, weights: str | None, random_weights: bool) -> E
     return load
 
 
-def _parse_args(argv: list[str]):
-    import argparse
-
+def _parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="stylecore worker", description="Long-lived engine speaking JSON lines on stdin/stdout (docs/worker-protocol.md)."
     )
