@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -25,9 +24,11 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from . import __version__, images
+from . import __version__
+from .atomic import write_atomic
 from .errors import BadInput, Cancelled, StylecoreError
 from .progress import Progress
+from .result import check_output_path
 
 PROTOCOL = 1
 IMAGES_KEPT = 2  # intermediate files of one request kept on disk: the newest one and the one before
@@ -113,19 +114,12 @@ def load_pixels(path: str, role: str, drop_alpha: bool) -> str | np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def write_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """Temp file beside the target, then rename: a reader never sees half an array."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Atomically (temp file, then rename): a reader never sees half an array."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(array, dtype=np.float32))
-        os.replace(tmp, path)
+        write_atomic(path, lambda fh: np.save(fh, np.ascontiguousarray(array, dtype=np.float32)))
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise BadInput(f"{path}: cannot write ({exc.strerror or exc}); check the folder's permissions and free space") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Emitter:
@@ -158,7 +152,7 @@ class _ImageWriter:
         if (self.count - 1) % self.req.images_every:
             return
         path = Path(self.req.images_dir) / f"{_safe_name(self.req.id)}-image-{self.count:05d}.npy"
-        write_npy_atomic(path, rgb)
+        save_npy(path, rgb)
         self.written.append(path)
         while len(self.written) > IMAGES_KEPT:
             _remove(self.written.popleft())
@@ -280,6 +274,7 @@ class Server:
     def run(self, req: Request, cancel: threading.Event) -> None:
         """Runs one request and emits exactly one terminal event for it: result, error or cancelled."""
         started = time.perf_counter()
+        _log(f"{req.id}: started")
         writer = _ImageWriter(req, self.emit) if req.images_every else None
         try:
             result = self._stylize(req, cancel, writer)
@@ -305,11 +300,14 @@ class Server:
             )
         if writer:  # before the terminal event: a client that sees it may remove the folder
             writer.clean()
+        detail = outcome.get("message") or (f"{outcome['width']}x{outcome['height']}" if "width" in outcome else "")
+        _log(f"{req.id}: {outcome['event']} after {time.perf_counter() - started:.2f} s {detail}".rstrip())
         self.emit(id=req.id, **outcome)
 
     def _stylize(self, req: Request, cancel: threading.Event, writer: _ImageWriter | None) -> Any:
         output = Path(req.output)
-        images.check_output_path(output, protect=[req.content, *(p for p, _ in req.styles)])
+        protect = [req.content, *(p for p, _ in req.styles)]
+        check_output_path(output, protect)
         if writer and not os.path.isdir(req.images_dir):
             raise BadInput(f"{req.images_dir}: the folder for intermediate images does not exist; create it first")
         content = load_pixels(req.content, "content", drop_alpha=False)
@@ -325,12 +323,13 @@ class Server:
         result = engine.stylize(content, styles, progress=progress, cancel=cancel, on_image=writer, **opts)
         if cancel.is_set():  # a cancel that arrived after the last evaluation still wins: the client asked for no result
             raise Cancelled()
-        if output.suffix.lower() == ".npy":
-            alpha = result.alpha if result.alpha is not None else np.ones(result.rgb.shape[:2], np.float32)
-            write_npy_atomic(output, np.dstack([result.rgb, alpha]))
-        else:
-            result.save(output)
+        result.save(output, protect=protect)  # .npy: float32 HxWx4 at full precision, alpha from the content
         return result
+
+
+def _log(message: str) -> None:
+    """One line per request in the worker's log (stderr): what ran, how it ended, how long it took."""
+    print(f"stylecore worker: {message}", file=sys.stderr, flush=True)
 
 
 def _one_line(text: str) -> str:
@@ -420,7 +419,7 @@ def main(argv: list[str]) -> int:
         event="ready",
         protocol=PROTOCOL,
         version=__version__,
-        device=str(getattr(engine, "device", args.device)),
+        device=str(engine.runtime.device),
         load_seconds=round(time.perf_counter() - started, 3),
         weights_loads=server.weights_loads,
         pid=os.getpid(),

@@ -228,9 +228,30 @@ def _run(procedure, image, drawables, config):
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
-def _dialog(procedure, config):
+def _preview_pixels(drawables):
+    import preview  # GTK: loaded only with the dialog
+
+    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
+        raise PluginError("select exactly one layer to see a preview")
+    return preview.layer_pixels(drawables[0])
+
+
+def _preview_request(config):
+    """The preview's request: the final run's for the current settings (preview.py sets its own size and schedule)."""
+
+    def build(worker, request_id, content, output):
+        styles, _ = _styles(config)
+        settings = {key: config.get_property(key) for key in SETTINGS}
+        return stylize_request(request_id, content, _style_files(styles, worker.workdir, "preview"), settings, output)
+
+    return build
+
+
+def _dialog(procedure, config, drawables):
     gi.require_version("GimpUi", "3.0")
-    from gi.repository import GimpUi
+    gi.require_version("Gtk", "3.0")
+    import preview  # GTK: loaded only with the dialog
+    from gi.repository import GimpUi, Gtk
 
     GimpUi.init(PROC_NAME)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "Style Transfer")
@@ -239,8 +260,16 @@ def _dialog(procedure, config):
     dialog.fill_box("advanced-box", ["working-size", "style-scale", "seed", "device", "style-file-2", "style-blend"])
     expander = dialog.fill_expander("advanced", None, False, "advanced-box")
     expander.set_label("Advanced")
-    dialog.fill(["style-file", "style-layer", "strength", "preserve-colors", "seamless", "quality", "advanced"])
+    dialog.fill_box(
+        "options-box", ["style-file", "style-layer", "strength", "preserve-colors", "seamless", "quality", "advanced"]
+    )
+    row = dialog.fill_box("main-row", ["options-box"])  # the options, then the live preview to their right
+    row.set_orientation(Gtk.Orientation.HORIZONTAL)
+    row.set_spacing(12)
+    pane = preview.PreviewPane(row, config, shared_worker, lambda: _preview_pixels(drawables), _preview_request(config))
+    dialog.fill(["main-row"])
     ok = dialog.run()
+    pane.stop()  # the final run reuses the warm worker (shared_worker), with no preview left running in it
     dialog.destroy()
     return ok
 
@@ -248,7 +277,7 @@ def _dialog(procedure, config):
 def style_transfer(procedure, run_mode, image, drawables, config, data):
     log_path = None
     try:
-        if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config):
+        if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config, drawables):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         return _run(procedure, image, drawables, config)
     except PluginError as exc:
