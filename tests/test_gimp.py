@@ -253,7 +253,7 @@ open(config, "w").write(saved)
     assert worker, "the plug-in never got its worker going"
     time.sleep(2)  # mid-run
     os.kill(plugin, 9)
-    stdout, stderr = proc.communicate(timeout=600)
+    stdout, stderr = proc.communicate(timeout=1500)
     r = gimp.result(out, proc.returncode, stdout, stderr)
     assert r["killed"][0] != SUCCESS, r["killed"]
     assert r["after_kill"] == 1 and r["unchanged"]
@@ -279,7 +279,7 @@ R["layers"] = len(img.get_layers())
     runs = [gimp.start_batch(code, "one"), gimp.start_batch(code, "two", cfg=cfg2)]
     results = []
     for proc, out in runs:
-        stdout, stderr = proc.communicate(timeout=600)
+        stdout, stderr = proc.communicate(timeout=1500)
         results.append(gimp.result(out, proc.returncode, stdout, stderr))
     for r in results:
         assert r["run"][0] == SUCCESS and r["layers"] == 2, r["run"]
