@@ -179,7 +179,9 @@ for w, hh in [(1, 1), (8, 8), (2, 300)]:
     assert logs[0].parent.stat().st_mode & 0o777 == 0o700
 
     assert r["float_run"][0] == SUCCESS, r["float_run"]
-    assert r["float_layers"][0]["name"] == "Style: style" and len(r["float_layers"]) == 2  # named after the style image
+    # named after the style image's file; GIMP 3.0.4 gives the plug-in no file for an image that python-fu-eval
+    # opened, and then the layer's own name is used
+    assert r["float_layers"][0]["name"] in ("Style: style", "Style: Background") and len(r["float_layers"]) == 2
     assert r["float_precision"], "the image should still be 32-bit float"
     assert r["float_src_off_grid"] == 0  # the source came from an 8-bit JPEG: all on the grid
     assert r["float_off_grid"] > 0.5, f"the result was quantised to 8 bits ({r['float_off_grid']:.3f} off the grid)"
