@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             return _weights_command(argv[1:])
         if argv[:1] == ["demo"]:
             return _demo_command(argv[1:])
+        if argv[:1] == ["worker"]:  # long-lived engine for the GIMP dialog: docs/worker-protocol.md
+            return __import__("stylecore.worker", fromlist=["main"]).main(argv[1:])
         args = build_parser().parse_args(argv)
         return _run_stylize(args, args.content, args.styles, protect=[args.content, *args.styles])
     except StylecoreError as exc:

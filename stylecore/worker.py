@@ -1,0 +1,433 @@
+"""`stylecore worker`: one long-lived engine process that speaks JSON lines (see docs/worker-protocol.md).
+
+Why a worker: importing torch, reading and hashing the weights and building the network cost seconds.
+A dialog's live preview and the final run that follows it share one loaded `Stylizer`, so a slider
+move pays only for the optimisation. Requests are read by a thread, so a `cancel` acts while a run
+is going; runs happen one at a time on the main thread, in the order they arrived.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from . import __version__
+from .atomic import write_atomic
+from .errors import BadInput, Cancelled, StylecoreError
+from .progress import Progress
+from .result import check_output_path
+
+PROTOCOL = 1
+IMAGES_KEPT = 2  # intermediate files of one request kept on disk: the newest one and the one before
+ENGINE_KEYS = ("device", "precision")  # options that pick (or load) an engine rather than shape a run
+RUN_KEYS = ("strength", "preserve_colors", "style_scale", "preset", "working_size", "seed", "seamless", "tv_weight")
+EngineFactory = Callable[[str, str], Any]  # (device, precision) -> a loaded Stylizer
+
+
+class BadRequest(StylecoreError):
+    """A request line that is not valid protocol: answered with an error event, and the worker keeps serving."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Request:
+    id: str
+    content: str
+    styles: list[tuple[str, float]]
+    output: str
+    options: dict[str, Any] = field(default_factory=dict)
+    images_every: int = 0  # 0: no intermediate images
+    images_dir: str = ""
+
+
+def _field(obj: dict, name: str, kind: type, what: str) -> Any:
+    value = obj.get(name)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):  # JSON true is no count
+        raise BadRequest(f"'{name}' must be {what}")
+    return value
+
+
+def parse_request(obj: dict) -> Request:
+    """Validates a stylize request's shape (not its files: those get BadInput when the run opens them)."""
+    rid = _field(obj, "id", str, "a non-empty string")
+    content = _field(obj, "content", str, "the content's file path (image or float32 .npy)")
+    output = _field(obj, "output", str, "the result's file path (.npy, or an image extension)")
+    raw_styles = _field(obj, "styles", list, 'a list of {"path": ..., "weight": ...}')
+    if not rid or not raw_styles:
+        raise BadRequest("'id' and 'styles' must not be empty")
+    styles = []
+    for item in raw_styles:
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            raise BadRequest('each style must be {"path": "...", "weight": 1.0}')
+        weight = item.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise BadRequest(f"style weight {weight!r} is not a number")
+        styles.append((item["path"], float(weight)))
+    options = obj.get("options") or {}
+    if not isinstance(options, dict):
+        raise BadRequest("'options' must be an object")
+    unknown = sorted(set(options) - set(RUN_KEYS) - set(ENGINE_KEYS))
+    if unknown:
+        raise BadRequest(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(RUN_KEYS + ENGINE_KEYS)}")
+    every, folder = 0, ""
+    if obj.get("images") is not None:
+        spec = obj["images"]
+        if not isinstance(spec, dict):
+            raise BadRequest('\'images\' must be {"every": N, "dir": "/folder"}')
+        every = _field(spec, "every", int, "a whole number of evaluations, 1 or more")
+        folder = _field(spec, "dir", str, "an existing folder for the intermediate images")
+        if every < 1:
+            raise BadRequest("'images.every' must be 1 or more")
+    return Request(rid, content, styles, output, dict(options), every, folder)
+
+
+def load_pixels(path: str, role: str, drop_alpha: bool) -> str | np.ndarray:
+    """An image path goes to the engine as is; a .npy (a GIMP layer) is checked here, so errors name the file."""
+    if not path.lower().endswith(".npy"):
+        return path
+    if not os.path.isfile(path):
+        raise BadInput(f"{path}: {role} file not found; check the path")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise BadInput(f"{path}: not a readable .npy array ({exc}); write float32 HxWxC with numpy.save") from exc
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or not np.issubdtype(arr.dtype, np.floating):
+        raise BadInput(f"{path}: {role} array is {arr.dtype} {arr.shape}; expected float32 HxWxC with C 1, 3 or 4")
+    if drop_alpha and arr.shape[2] == 4:  # a style layer's transparency says nothing about the painting
+        arr = arr[..., :3]
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Atomically (temp file, then rename): a reader never sees half an array."""
+    try:
+        write_atomic(path, lambda fh: np.save(fh, np.ascontiguousarray(array, dtype=np.float32)))
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot write ({exc.strerror or exc}); check the folder's permissions and free space") from exc
+
+
+class Emitter:
+    """Writes one JSON object per line; threads share it, so each line is written whole under a lock."""
+
+    def __init__(self, stream: TextIO):
+        self.stream, self.lock = stream, threading.Lock()
+
+    def __call__(self, **event: Any) -> None:
+        line = json.dumps(event, allow_nan=False, default=float) + "\n"
+        with self.lock:
+            try:
+                self.stream.write(line)
+                self.stream.flush()
+            except (OSError, ValueError):  # the client has gone; stdin EOF will end the worker
+                pass
+
+
+class _ImageWriter:
+    """Writes the optimisation's current state every `every` evaluations (the first one too), keeping the last two."""
+
+    def __init__(self, req: Request, emit: Emitter):
+        self.req, self.emit = req, emit
+        self.count = 0
+        self.written: collections.deque[Path] = collections.deque()
+        self.progress: Progress | None = None
+
+    def __call__(self, rgb: np.ndarray) -> None:
+        self.count += 1
+        if (self.count - 1) % self.req.images_every:
+            return
+        path = Path(self.req.images_dir) / f"{_safe_name(self.req.id)}-image-{self.count:05d}.npy"
+        save_npy(path, rgb)
+        self.written.append(path)
+        while len(self.written) > IMAGES_KEPT:
+            _remove(self.written.popleft())
+        p = self.progress
+        self.emit(
+            id=self.req.id,
+            event="image",
+            path=str(path),
+            width=int(rgb.shape[1]),
+            height=int(rgb.shape[0]),
+            scale=p.scale if p else 1,
+            step=p.step if p else self.count,
+        )
+
+    def clean(self) -> None:
+        while self.written:
+            _remove(self.written.popleft())
+
+
+def _safe_name(rid: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in rid)[:64] or "request"
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # e.g. still open in a Windows client: the client's folder goes away with it
+        pass
+
+
+class Server:
+    """The request queue, the cancel bookkeeping and the run loop; the reader thread feeds `submit_line`."""
+
+    def __init__(self, engine_factory: EngineFactory, emit: Emitter, device: str = "auto", precision: str = "auto"):
+        self.factory, self.emit = engine_factory, emit
+        self.default_engine = (device, precision)
+        self.engines: dict[tuple[str, str], Any] = {}
+        self.weights_loads = 0
+        self.cond = threading.Condition()
+        self.queue: collections.deque[Request] = collections.deque()
+        self.running: Request | None = None
+        self.running_cancel = threading.Event()
+        self.closed = False
+
+    def engine(self, device: str, precision: str) -> Any:
+        """Engines are keyed by the device and precision asked for; the worker's own is loaded before `ready`."""
+        key = (device, precision)
+        if key not in self.engines:
+            self.engines[key] = self.factory(device, precision)
+            self.weights_loads += 1
+        return self.engines[key]
+
+    # -- reader thread -------------------------------------------------------------------------
+    def submit_line(self, raw: bytes) -> None:
+        if not raw.strip():
+            return
+        rid = None
+        try:
+            try:
+                obj = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise BadRequest(f"not a JSON object ({exc}); send one JSON object per line") from exc
+            if not isinstance(obj, dict):
+                raise BadRequest("not a JSON object; send one JSON object per line")
+            rid = obj.get("id") if isinstance(obj.get("id"), str) else None
+            op = obj.get("op")
+            if op == "cancel":
+                self.cancel(_field(obj, "id", str, "the id of the request to cancel"))
+            elif op == "stylize":
+                self.enqueue(parse_request(obj))
+            else:
+                raise BadRequest(f"unknown op {op!r}; use 'stylize' or 'cancel'")
+        except BadRequest as exc:
+            self.emit(id=rid, event="error", kind="BadRequest", message=str(exc))
+
+    def enqueue(self, req: Request) -> None:
+        with self.cond:
+            if (self.running and self.running.id == req.id) or any(q.id == req.id for q in self.queue):
+                raise BadRequest(f"request id '{req.id}' is already queued or running; use a new id per request")
+            self.queue.append(req)
+            self.cond.notify()
+
+    def cancel(self, rid: str) -> None:
+        """The running request stops at its next evaluation; a queued one is dropped now. Unknown ids: it just ended."""
+        with self.cond:
+            if self.running is not None and self.running.id == rid:
+                self.running_cancel.set()
+                return
+            queued = [q for q in self.queue if q.id == rid]
+            for q in queued:
+                self.queue.remove(q)
+        if queued:
+            self.emit(id=rid, event="cancelled")
+
+    def close(self) -> None:
+        """stdin closed: nobody will read results, so the running request stops and the queue is dropped."""
+        with self.cond:
+            self.closed = True
+            self.queue.clear()
+            self.running_cancel.set()
+            self.cond.notify()
+
+    # -- main thread ---------------------------------------------------------------------------
+    def serve(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue and not self.closed:
+                    self.cond.wait()
+                if self.closed:
+                    return
+                self.running = self.queue.popleft()
+                self.running_cancel = threading.Event()
+            try:
+                self.run(self.running, self.running_cancel)
+            finally:
+                with self.cond:
+                    self.running = None
+
+    def run(self, req: Request, cancel: threading.Event) -> None:
+        """Runs one request and emits exactly one terminal event for it: result, error or cancelled."""
+        started = time.perf_counter()
+        _log(f"{req.id}: started")
+        writer = _ImageWriter(req, self.emit) if req.images_every else None
+        try:
+            result = self._stylize(req, cancel, writer)
+            outcome = dict(
+                event="result",
+                path=req.output,
+                width=result.width,
+                height=result.height,
+                seconds=round(time.perf_counter() - started, 3),
+                weights_loads=self.weights_loads,
+            )
+        except Cancelled:
+            outcome = dict(event="cancelled")
+        except StylecoreError as exc:
+            outcome = dict(event="error", kind=type(exc).__name__, message=_one_line(str(exc)), code=exc.exit_code)
+        except Exception as exc:  # a bug: one line on stdout, the traceback in the log
+            traceback.print_exc(file=sys.stderr)
+            outcome = dict(
+                event="error",
+                kind="InternalError",
+                code=70,
+                message=_one_line(f"internal error: {type(exc).__name__}: {exc}; the traceback is in the worker log"),
+            )
+        if writer:  # before the terminal event: a client that sees it may remove the folder
+            writer.clean()
+        detail = outcome.get("message") or (f"{outcome['width']}x{outcome['height']}" if "width" in outcome else "")
+        _log(f"{req.id}: {outcome['event']} after {time.perf_counter() - started:.2f} s {detail}".rstrip())
+        self.emit(id=req.id, **outcome)
+
+    def _stylize(self, req: Request, cancel: threading.Event, writer: _ImageWriter | None) -> Any:
+        output = Path(req.output)
+        protect = [req.content, *(p for p, _ in req.styles)]
+        check_output_path(output, protect)
+        if writer and not os.path.isdir(req.images_dir):
+            raise BadInput(f"{req.images_dir}: the folder for intermediate images does not exist; create it first")
+        content = load_pixels(req.content, "content", drop_alpha=False)
+        styles = [(load_pixels(p, "style", drop_alpha=True), w) for p, w in req.styles]
+        opts = dict(req.options)
+        engine = self.engine(str(opts.pop("device", self.default_engine[0])), str(opts.pop("precision", self.default_engine[1])))
+
+        def progress(p: Progress) -> None:
+            if writer:
+                writer.progress = p
+            self.emit(id=req.id, event="progress", **p.to_dict())
+
+        result = engine.stylize(content, styles, progress=progress, cancel=cancel, on_image=writer, **opts)
+        if cancel.is_set():  # a cancel that arrived after the last evaluation still wins: the client asked for no result
+            raise Cancelled()
+        result.save(output, protect=protect)  # .npy: float32 HxWx4 at full precision, alpha from the content
+        return result
+
+
+def _log(message: str) -> None:
+    """One line per request in the worker's log (stderr): what ran, how it ended, how long it took."""
+    print(f"stylecore worker: {message}", file=sys.stderr, flush=True)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def read_lines(fd: int, on_line: Callable[[bytes], None], on_eof: Callable[[], None]) -> None:
+    """Raw reads on the descriptor: a thread blocked in a buffered reader would hold its lock at interpreter exit."""
+    pending = b""
+    try:
+        while chunk := os.read(fd, 65536):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                on_line(line)
+    except OSError:
+        pass
+    if pending.strip():
+        on_line(pending)
+    on_eof()
+
+
+def die_with_parent() -> None:
+    """Linux: the kernel sends SIGTERM when the parent exits, even if stdin stays open in a grandchild. Best effort."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _protocol_stream() -> TextIO:
+    """Keeps the real stdout for protocol lines and points fd 1 and sys.stdout at stderr, so a stray print can't corrupt it."""
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8", newline="\n")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return out
+
+
+def _default_factory(model: str, weights: str | None, random_weights: bool) -> EngineFactory:
+    def load(device: str, precision: str) -> Any:
+        from . import Stylizer  # imported here: torch loads once the protocol stream is set up
+
+        return Stylizer(device=device, precision=precision, model=model, weights=weights, random_weights=random_weights)
+
+    return load
+
+
+def _parse_args(argv: list[str]):
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="stylecore worker", description="Long-lived engine speaking JSON lines on stdin/stdout (docs/worker-protocol.md)."
+    )
+    p.add_argument("--device", default="auto", help="device of the engine loaded at start (default auto)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--model", choices=["vgg16", "vgg19"], default="vgg16")
+    p.add_argument("--weights", default=None, help="weights file; default: the verified cache")
+    p.add_argument("--random-weights", action="store_true", help="seeded random weights: for tests only, results are meaningless")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = _parse_args(argv)
+    die_with_parent()
+    emit = Emitter(_protocol_stream())
+    server = Server(_default_factory(args.model, args.weights, args.random_weights), emit, args.device, args.precision)
+    started = time.perf_counter()
+    try:
+        engine = server.engine(args.device, args.precision)
+    except StylecoreError as exc:
+        emit(id=None, event="error", kind=type(exc).__name__, message=_one_line(str(exc)), code=exc.exit_code)
+        return exc.exit_code
+    except Exception as exc:  # a bug or a broken install: one line for the client, the traceback in the log
+        traceback.print_exc(file=sys.stderr)
+        emit(
+            id=None,
+            event="error",
+            kind="InternalError",
+            code=70,
+            message=_one_line(f"the engine failed to load: {type(exc).__name__}: {exc}; the traceback is in the worker log"),
+        )
+        return 70
+    emit(
+        event="ready",
+        protocol=PROTOCOL,
+        version=__version__,
+        device=str(engine.runtime.device),
+        load_seconds=round(time.perf_counter() - started, 3),
+        weights_loads=server.weights_loads,
+        pid=os.getpid(),
+    )
+    reader = threading.Thread(target=read_lines, args=(0, server.submit_line, server.close), name="stdin", daemon=True)
+    reader.start()
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,172 @@
+"""Runs inside the GIMP root under Xvfb: the dialog's preview pane (preview.py) with a real worker, no GIMP.
+
+    python3 pane_check.py PLUGIN_DIR CONTENT STYLE RESULT_JSON
+
+A stand-in procedure config (a GObject with the dialog's properties) drives the pane the way the dialog
+does. Checks: the first preview finishes; a strength change cancels the running preview and paints a new
+one; a burst of changes starts one preview, not one per change; the main loop never stalls while the
+worker runs; stop() hands back the warm worker, which then runs the final job without loading again.
+"""
+
+import json
+import os
+import sys
+import time
+
+import gi
+
+gi.require_version("Gtk", "3.0")
+from gi.repository import GLib, GObject, Gtk  # noqa: E402
+
+PLUGIN_DIR, CONTENT, STYLE, RESULT = sys.argv[1:5]
+sys.path.insert(0, PLUGIN_DIR)
+import preview  # noqa: E402
+import worker_client  # noqa: E402
+from PIL import Image  # noqa: E402  (the check may use Pillow; the pane itself does not)
+
+
+class Config(GObject.Object):
+    strength = GObject.Property(type=float, default=70.0)
+    seamless = GObject.Property(type=bool, default=False)
+    quality = GObject.Property(type=str, default="balanced")
+
+
+def read_pixels():
+    img = Image.open(CONTENT).convert("RGBA")
+    k = preview.MAX_SIDE / max(img.size)
+    img = img.resize((round(img.width * k), round(img.height * k)), Image.BOX)
+    data = bytes(img.tobytes())
+    import array
+
+    floats = array.array("f", [b / 255.0 for b in data])
+    return img.width, img.height, floats.tobytes()
+
+
+def build(worker, rid, content, output):
+    return {
+        "op": "stylize",
+        "id": rid,
+        "content": content,
+        "styles": [{"path": STYLE, "weight": 1.0}],
+        "options": {
+            "strength": config.get_property("strength"),
+            "seamless": config.get_property("seamless"),
+            "preset": config.get_property("quality"),
+        },
+        "output": output,
+    }
+
+
+R = {"events": [], "sent": [], "max_gap": 0.0}
+config = Config()
+
+
+def start_worker():
+    """The worker, with its requests recorded (what the pane sent, and with which settings)."""
+    worker = worker_client.Worker.start(os.path.join(PLUGIN_DIR, "stylecore-worker.json"))
+    send = worker.send
+
+    def spy(request):
+        if request.get("op") == "stylize":
+            options = request["options"]
+            R["sent"].append(
+                {
+                    "id": request["id"],
+                    "strength": options.get("strength"),
+                    "preset": options.get("preset"),
+                    "images": "images" in request,
+                }
+            )
+        return send(request)
+
+    worker.send = spy
+    return worker
+
+
+window = Gtk.Window(title="Style Transfer")
+box = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL)
+window.add(box)
+pane = preview.PreviewPane(box, config, start_worker, read_pixels, build)
+window.show_all()
+on_event = pane._on_event
+
+
+def spy_event(event):
+    if event.get("event") != "progress":
+        R["events"].append({k: event.get(k) for k in ("id", "event", "width", "height", "step")})
+    on_event(event)
+
+
+pane._on_event = spy_event
+last_tick = [None]
+
+
+def tick():
+    """A 20 ms heartbeat: the longest gap between beats shows whether the main loop ever stalled."""
+    now = time.monotonic()
+    if last_tick[0] is not None:
+        R["max_gap"] = max(R["max_gap"], now - last_tick[0])
+    last_tick[0] = now
+    return True
+
+
+GLib.timeout_add(20, tick)
+stage = ["first"]
+
+
+def results(rid_filter=None):
+    return [e for e in R["events"] if e["event"] == "result" and (rid_filter is None or e["id"] == rid_filter)]
+
+
+def step():
+    if stage[0] == "first" and results():
+        R["first_result"] = results()[0]
+        config.set_property("strength", 30.0)  # one change: the picture must update
+        stage[0] = "second"
+    elif stage[0] == "second" and any(e["event"] == "image" for e in R["events"] if e["id"] != R["first_result"]["id"]):
+        R["sent_before_burst"] = len(R["sent"])
+        for value in (31.0, 32.0, 33.0, 34.0, 35.0):  # a slider drag: one preview for the lot
+            config.set_property("strength", value)
+        stage[0] = "burst"
+    elif stage[0] == "burst" and len(results()) >= 2:
+        R["sent_after_burst"] = len(R["sent"])
+        R["last_result"] = results()[-1]
+        config.set_property("strength", 50.0)  # then OK while a preview is running
+        stage[0] = "ok"
+        GLib.timeout_add(1500, finish)
+        return False
+    return True
+
+
+def finish():
+    R["max_gap_while_previewing"] = R["max_gap"]
+    worker = pane.stop()
+    R["stopped_with_worker"] = worker is not None
+    out = os.path.join(worker.workdir, "final.npy")
+    event = worker.run(
+        {
+            "op": "stylize",
+            "id": "final",
+            "content": pane._content,
+            "styles": [{"path": STYLE}],
+            "options": {"preset": "draft", "working_size": 128},
+            "output": out,
+        }
+    )
+    R["final"] = {k: event.get(k) for k in ("event", "width", "height", "weights_loads")}
+    worker.close()
+    Gtk.main_quit()
+    return False
+
+
+def give_up():
+    R["timed_out"] = True
+    Gtk.main_quit()
+    return False
+
+
+GLib.timeout_add(100, step)
+GLib.timeout_add(int(os.environ.get("PANE_CHECK_TIMEOUT", "900")) * 1000, give_up)
+Gtk.main()
+R["stage"], R["message"], R["progress"] = stage[0], pane.message.get_text(), pane.progress.get_text()
+json.dump(R, open(RESULT, "w"))

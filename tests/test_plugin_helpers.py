@@ -1,0 +1,430 @@
+"""The plug-in's pure helpers and its worker client, without GIMP (gi is stubbed; the worker is a protocol fake)."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PLUGIN_DIR = Path(__file__).resolve().parents[1] / "gimp_plugin" / "style-transfer"
+FAKE_WORKER = Path(__file__).resolve().parent / "gimp" / "fake_worker.py"
+sys.path.insert(0, str(PLUGIN_DIR))
+import worker_client as wc  # noqa: E402
+
+sys.path.remove(str(PLUGIN_DIR))
+
+
+def load_plugin_module():
+    """Imports style-transfer.py with a stub `gi`, as a test would without GIMP; Gimp.main must not run."""
+    repo = types.ModuleType("gi.repository")
+    for name in ("Gegl", "GLib", "GObject"):
+        setattr(repo, name, types.SimpleNamespace())
+    repo.Gimp = types.SimpleNamespace(PlugIn=type("PlugIn", (), {}), main=lambda *a: pytest.fail("Gimp.main ran on import"))
+    gi = types.ModuleType("gi")
+    gi.require_version = lambda *a: None
+    gi.repository = repo
+    saved = {k: sys.modules.get(k) for k in ("gi", "gi.repository")}
+    sys.modules.update({"gi": gi, "gi.repository": repo})
+    try:
+        spec = importlib.util.spec_from_file_location("style_transfer_plugin", PLUGIN_DIR / "style-transfer.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return module
+
+
+# --- imports --------------------------------------------------------------------------------------------
+
+
+def test_plugin_files_import_only_the_standard_library_and_gi():
+    allowed = set(sys.stdlib_module_names) | {"gi", "worker_client", "preview"}
+    for path in PLUGIN_DIR.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}: GIMP's own Python may not have it"
+
+
+def test_plugin_module_imports_without_gimp_and_builds_requests():
+    plugin = load_plugin_module()
+    settings = {
+        "strength": 55.0,
+        "preserve-colors": True,
+        "style-scale": 1.5,
+        "quality": "draft",
+        "working-size": 0,
+        "seed": 7,
+        "seamless": False,
+        "device": "cpu",
+        "style-blend": 25.0,
+    }
+    req = plugin.stylize_request("r1", "/t/c.npy", [("/s/a.jpg", 0.75), ("/t/s.npy", 0.25)], settings, "/t/o.npy")
+    assert req == {
+        "op": "stylize",
+        "id": "r1",
+        "content": "/t/c.npy",
+        "styles": [{"path": "/s/a.jpg", "weight": 0.75}, {"path": "/t/s.npy", "weight": 0.25}],
+        "options": {
+            "strength": 55.0,
+            "preserve_colors": True,
+            "style_scale": 1.5,
+            "preset": "draft",
+            "working_size": None,
+            "seed": 7,
+            "seamless": False,
+            "device": "cpu",
+        },
+        "output": "/t/o.npy",
+    }
+    assert json.loads(json.dumps(req)) == req
+    assert plugin.stylize_request("r", "c", [], {**settings, "working-size": 300}, "o")["options"]["working_size"] == 300
+    assert plugin.style_weights(25.0) == (0.75, 0.25)
+    text = plugin.progress_text({"scale": 2, "scales": 3, "step": 4, "steps": 10, "eta": 75.0})
+    assert text == "Style transfer: scale 2/3, step 4/10, about 1:15 left"
+    assert "left" not in plugin.progress_text({"scale": 1, "scales": 3, "step": 0, "steps": 10, "eta": None})
+
+
+# --- .npy without numpy ---------------------------------------------------------------------------------
+
+
+def test_write_npy_is_read_by_numpy(tmp_path):
+    rng = np.random.default_rng(1)
+    for h, w, c in [(1, 1, 4), (3, 5, 3), (7, 2, 4), (300, 2, 1)]:
+        a = rng.random((h, w, c), dtype=np.float32)
+        path = str(tmp_path / f"a{h}x{w}x{c}.npy")
+        wc.write_npy(path, w, h, c, a.tobytes())
+        b = np.load(path, allow_pickle=False)
+        assert b.dtype == np.float32 and b.shape == (h, w, c) and np.array_equal(a, b)
+        assert (len(open(path, "rb").read()) - a.nbytes) % 64 == 0  # header aligned as numpy writes it
+    with pytest.raises(ValueError, match="needs"):
+        wc.write_npy(str(tmp_path / "x.npy"), 2, 2, 4, b"\0" * 12)
+
+
+def test_read_npy_reads_what_numpy_writes(tmp_path):
+    rng = np.random.default_rng(2)
+    a = rng.random((4, 6, 3), dtype=np.float32)
+    np.save(tmp_path / "a.npy", a)
+    w, h, c, data = wc.read_npy(str(tmp_path / "a.npy"))
+    assert (w, h, c) == (6, 4, 3) and np.frombuffer(data, np.float32).tobytes() == a.tobytes()
+    np.save(tmp_path / "big.npy", a.astype(">f4"))  # big-endian file: bytes come back in this machine's order
+    assert wc.read_npy(str(tmp_path / "big.npy"))[3] == a.tobytes()
+    np.save(tmp_path / "grey.npy", a[..., 0])
+    assert wc.read_npy(str(tmp_path / "grey.npy"))[:3] == (6, 4, 1)
+
+
+@pytest.mark.parametrize("bad", ["float64", "fortran", "truncated", "not_npy", "1d"])
+def test_read_npy_refuses_what_it_cannot_read(tmp_path, bad):
+    path = tmp_path / "bad.npy"
+    a = np.zeros((3, 4, 3), np.float32)
+    if bad == "float64":
+        np.save(path, a.astype(np.float64))
+    elif bad == "fortran":
+        np.save(path, np.asfortranarray(a))
+    elif bad == "truncated":
+        np.save(path, a)
+        path.write_bytes(path.read_bytes()[:-4])
+    elif bad == "not_npy":
+        path.write_bytes(b"GIF89a" + b"\0" * 100)
+    else:
+        np.save(path, np.zeros(5, np.float32))
+    with pytest.raises(ValueError, match="bad.npy"):
+        wc.read_npy(str(path))
+
+
+def test_alpha_is_interleaved_and_split_like_numpy():
+    rng = np.random.default_rng(3)
+    rgb, alpha = rng.random((5, 7, 3), dtype=np.float32), rng.random((5, 7), dtype=np.float32)
+    rgba = np.frombuffer(wc.add_alpha(rgb.tobytes(), alpha.tobytes()), np.float32).reshape(5, 7, 4)
+    assert np.array_equal(rgba, np.dstack([rgb, alpha]))
+    assert wc.channel(rgba.tobytes(), 4, 3) == alpha.tobytes()
+
+
+# --- config, environment, command line ------------------------------------------------------------------
+
+
+def write_config(tmp_path, name="stylecore-worker.json", **fields) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(fields))
+    return str(path)
+
+
+def test_config_problems_are_one_line_messages_that_name_the_repair(tmp_path):
+    repair = "python3 /opt/stylecore/install.py"
+    cases = {
+        "missing": (str(tmp_path / "nope.json"), "is missing"),
+        "not json": (None, "unreadable"),
+        "no python": (write_config(tmp_path, "a.json", repair=repair), "names no worker Python"),
+        "relative": (write_config(tmp_path, "b.json", python="bin/python3", repair=repair), "not an absolute path"),
+        "gone": (write_config(tmp_path, "c.json", python=str(tmp_path / "venv/bin/python"), repair=repair), "no longer exists"),
+    }
+    for what, (path, words) in cases.items():
+        if path is None:
+            path = str(tmp_path / "broken.json")
+            Path(path).write_text("{not json")
+        with pytest.raises(wc.PluginError) as err:
+            wc.load_config(path)
+        message = str(err.value)
+        assert words in message and "\n" not in message, (what, message)
+        assert (repair if what in ("no python", "relative", "gone") else wc.DEFAULT_REPAIR) in message, (what, message)
+
+
+def test_config_without_the_newer_keys_is_accepted(tmp_path):
+    config = wc.load_config(write_config(tmp_path, python=sys.executable, pythonpath=""))
+    assert config == wc.WorkerConfig(sys.executable, "", "", "native", wc.DEFAULT_REPAIR)
+    full = wc.load_config(
+        write_config(
+            tmp_path, python=sys.executable, pythonpath="/e", python_version="3.13", layout="flatpak", repair="flatpak run x"
+        )
+    )
+    assert (full.pythonpath, full.layout, full.repair) == ("/e", "flatpak", "flatpak run x")
+
+
+def test_environment_is_cleaned_of_gimps_python_and_loader_variables():
+    gimp_env = {
+        "PATH": "/app/bin:/usr/bin",
+        "HOME": "/home/u",
+        "TMPDIR": "/tmp/x",
+        "LANG": "C.UTF-8",
+        "DISPLAY": ":0",
+        "PYTHONPATH": "/app/lib/python3/site-packages",
+        "PYTHONHOME": "/app",
+        "PYTHONUSERBASE": "/app/.local",
+        "LD_LIBRARY_PATH": "/app/lib",
+        "LD_PRELOAD": "/app/lib/libhook.so",
+        "GI_TYPELIB_PATH": "/app/lib/girepository-1.0",
+        "GIO_MODULE_DIR": "/app/lib/gio",
+        "GDK_PIXBUF_MODULE_FILE": "/app/loaders.cache",
+        "GTK_PATH": "/app/lib/gtk-3.0",
+        "GEGL_PATH": "/app/lib/gegl",
+        "BABL_PATH": "/app/lib/babl",
+        "DYLD_LIBRARY_PATH": "/Applications/GIMP.app/lib",
+        "__PYVENV_LAUNCHER__": "/x",
+        "VIRTUAL_ENV": "/v",
+        "FONTCONFIG_FILE": "/app/fonts.conf",
+        "APPDIR": "/tmp/.mount",
+    }
+    env = wc.worker_environment(gimp_env, "")
+    assert env == {k: gimp_env[k] for k in ("PATH", "HOME", "TMPDIR", "LANG", "DISPLAY")}
+    assert (
+        wc.worker_environment(gimp_env, "/gimp/plug-ins/style-transfer/engine")["PYTHONPATH"]
+        == "/gimp/plug-ins/style-transfer/engine"
+    )
+
+
+def test_worker_command_is_the_absolute_interpreter_run_through_the_guard(tmp_path):
+    config = wc.WorkerConfig("/opt/py/bin/python3", "/e")
+    assert wc.worker_command(config) == ["/opt/py/bin/python3", "-u", "-m", "stylecore", "worker"]
+    cmd = wc.guarded_command(config, "/tmp/stylecore-gimp-1-x", 1234)
+    assert cmd[:3] == ["/opt/py/bin/python3", "-u", "-c"] and cmd[4:6] == ["1234", "/tmp/stylecore-gimp-1-x"]
+    assert cmd[6:] == wc.worker_command(config)
+    compile(cmd[3], "guard", "exec")
+
+
+# --- private files ---------------------------------------------------------------------------------------
+
+
+def test_run_logs_are_private_exclusive_and_the_last_few_kept(tmp_path):
+    log_dir = tmp_path / "cache" / "stylecore" / "gimp-logs"
+    paths = []
+    for _ in range(wc.LOGS_KEPT + 3):
+        fd, path = wc.open_run_log(str(log_dir))
+        os.write(fd, b"x")
+        os.close(fd)
+        paths.append(path)
+        time.sleep(0.01)
+    assert len(set(paths)) == len(paths)
+    assert sorted(os.listdir(log_dir)) == sorted(os.path.basename(p) for p in paths)[-wc.LOGS_KEPT :]
+    assert paths[-1] in [str(log_dir / n) for n in os.listdir(log_dir)]
+    assert os.stat(log_dir).st_mode & 0o777 == 0o700 and os.stat(paths[-1]).st_mode & 0o777 == 0o600
+
+
+def test_run_log_never_follows_a_symlink(tmp_path, monkeypatch):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir(mode=0o700)
+    names = iter(["aaaaaa", "bbbbbb"])
+    monkeypatch.setattr(wc.secrets, "token_hex", lambda n: next(names))
+    monkeypatch.setattr(wc.time, "strftime", lambda fmt, t: "20260101-000000")
+    monkeypatch.setattr(wc.time, "time", lambda: 5.25)
+    planted = log_dir / f"worker-20260101-000000.250000-{os.getpid()}-aaaaaa.log"
+    planted.symlink_to(victim)
+    fd, path = wc.open_run_log(str(log_dir), keep=10)
+    os.write(fd, b"log text")
+    os.close(fd)
+    assert path.endswith("-bbbbbb.log") and planted.is_symlink() and victim.read_text() == "precious"
+    # a log folder that is itself a symlink (planted by someone else) is refused
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "linked").symlink_to(elsewhere)
+    with pytest.raises(OSError, match="not a plain folder"):
+        wc.open_run_log(str(tmp_path / "linked"))
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_stale_workdirs_of_dead_plugins_are_swept(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"{wc.WORKDIR_PREFIX}{dead.pid}-abc"
+    live = tmp_path / f"{wc.WORKDIR_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "stylecore-gimp-worker.log"
+    for d in (stale, live):
+        d.mkdir()
+        (d / "content.npy").write_bytes(b"x")
+    other.write_text("not ours to touch")
+    assert wc.sweep_stale_workdirs(str(tmp_path)) == [str(stale)]
+    assert not stale.exists() and live.exists() and other.exists()
+
+
+# --- the client against a protocol fake -----------------------------------------------------------------
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """A config whose worker is tests/gimp/fake_worker.py, found only through the config's pythonpath."""
+    engine = tmp_path / "engine"
+    (engine / "stylecore").mkdir(parents=True)
+    shutil.copy(FAKE_WORKER, engine / "stylecore" / "__main__.py")
+    (engine / "stylecore" / "__init__.py").write_text("")
+    poison = tmp_path / "gimp-python"  # what GIMP's PYTHONPATH would offer: a numpy that does not import
+    (poison / "numpy").mkdir(parents=True)
+    (poison / "numpy" / "__init__.py").write_text("raise ImportError('numpy is hidden from GIMP')\n")
+    monkeypatch.setenv("PYTHONPATH", str(poison))
+    monkeypatch.setenv("GI_TYPELIB_PATH", "/gimp/typelibs")
+    monkeypatch.setenv("KEEP_ME", "yes")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(wc.tempfile, "tempdir", None)
+    # the base interpreter: a venv's editable-install finder would find the real stylecore before PYTHONPATH
+    python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    config = write_config(tmp_path, python=python, pythonpath=str(engine), repair="python3 /src/install.py")
+    return types.SimpleNamespace(config=config, mode=engine / "stylecore" / "mode", tmp=tmp_path / "tmp", root=tmp_path)
+
+
+def test_worker_runs_a_request_with_a_clean_environment(fake):
+    worker = wc.Worker.start(fake.config)
+    try:
+        env = worker.ready["env"]
+        assert env["PYTHONPATH"] == str(Path(fake.config).parent / "engine")
+        assert env["GI_TYPELIB_PATH"] is None and env["KEEP_ME"] == "yes"
+        assert worker.ready["numpy"] != "hidden", "the worker must not see GIMP's PYTHONPATH"
+        assert os.path.dirname(worker.workdir) == str(fake.tmp) and os.stat(worker.workdir).st_mode & 0o777 == 0o700
+        assert worker.log_path.startswith(str(fake.root / "cache" / "stylecore" / "gimp-logs"))
+        rgba = np.random.default_rng(4).random((3, 2, 4), dtype=np.float32)
+        content, output = os.path.join(worker.workdir, "c.npy"), os.path.join(worker.workdir, "o.npy")
+        wc.write_npy(content, 2, 3, 4, rgba.tobytes())
+        seen = []
+        event = worker.run(
+            {
+                "op": "stylize",
+                "id": "a",
+                "content": content,
+                "styles": [{"path": "s.jpg", "weight": 1}],
+                "options": {},
+                "output": output,
+            },
+            seen.append,
+        )
+        assert event["event"] == "result" and [e["event"] for e in seen] == ["progress"]
+        w, h, c, data = wc.read_npy(output)
+        got = np.frombuffer(data, np.float32).reshape(3, 2, 4)
+        assert (
+            (w, h, c) == (2, 3, 4) and np.allclose(got[..., :3], 1 - rgba[..., :3]) and np.array_equal(got[..., 3], rgba[..., 3])
+        )
+        with pytest.raises(wc.PluginError) as err:  # an error event becomes the one-line message
+            worker.run(
+                {
+                    "op": "stylize",
+                    "id": "b",
+                    "content": content,
+                    "styles": [{"path": "bad.jpg", "weight": 1}],
+                    "options": {},
+                    "output": output,
+                }
+            )
+        assert str(err.value) == "bad.jpg: not an image fix it"
+        assert "fake worker starting" in Path(worker.log_path).read_text()
+    finally:
+        worker.close()
+    assert not os.path.exists(worker.workdir)
+    assert worker.proc.poll() is not None
+
+
+def test_broken_worker_environment_says_what_to_run(fake):
+    fake.mode.write_text("crash")
+    with pytest.raises(wc.PluginError) as err:
+        wc.Worker.start(fake.config)
+    message = str(err.value)
+    assert "\n" not in message and "No module named 'torch'" in message and "run: python3 /src/install.py" in message
+    assert os.listdir(fake.tmp) == []
+    fake.mode.write_text("noweights")  # an error event before ready: its message is the reason
+    with pytest.raises(
+        wc.PluginError, match=r"did not start \(no VGG16 weights in the cache; run install\); run: python3 /src/install.py"
+    ):
+        wc.Worker.start(fake.config)
+
+
+DRIVER = textwrap.dedent("""
+    import json, os, sys
+    sys.path.insert(0, sys.argv[1])
+    import worker_client as wc
+    w = wc.Worker.start(sys.argv[2])
+    content = os.path.join(w.workdir, "content.npy")
+    wc.write_npy(content, 1, 1, 4, bytes(16))
+    w.send({"op": "stylize", "id": "k", "content": content, "styles": [{"path": "s", "weight": 1}], "options": {},
+            "output": os.path.join(w.workdir, "o.npy")})
+    assert w.read_event()["event"] == "progress"
+    print(json.dumps({"workdir": w.workdir, "worker": w.ready["pid"]}), flush=True)
+    input()
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
+def test_killing_the_plugin_mid_run_leaves_no_files_and_no_worker(fake):
+    """GIMP's Cancel kills the plug-in: the guard must still remove the temp dir, even from a worker that ignores EOF and SIGTERM."""
+    fake.mode.write_text("slow")
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(PLUGIN_DIR), fake.config],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    info = json.loads(driver.stdout.readline())
+    assert os.path.exists(os.path.join(info["workdir"], "content.npy"))
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (os.path.exists(info["workdir"]) or _alive(info["worker"])):
+        time.sleep(0.2)
+    assert not os.path.exists(info["workdir"]), "the temp dir outlived the plug-in"
+    assert not _alive(info["worker"]), "the worker outlived the plug-in"
+    assert os.listdir(fake.tmp) == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

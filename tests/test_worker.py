@@ -1,0 +1,218 @@
+"""`stylecore worker` spoken to over a pipe, as the GIMP dialog does (docs/worker-protocol.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import gradient_image
+
+WAIT = 300  # seconds; generous: the machine is shared, and nothing here asserts a speed
+
+
+class WorkerProcess:
+    """A worker child with its stdout read by a thread, so a test can wait for an event with a timeout."""
+
+    def __init__(self, tmp: Path, *args: str):
+        self.log = open(tmp / "worker.log", "w")
+        cmd = [sys.executable, "-u", "-m", "stylecore", "worker", "--device", "cpu", *args]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.events: queue.Queue = queue.Queue()
+        self.seen: list[dict] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
+            self.events.put(json.loads(line))  # every stdout line must be one JSON object
+        self.events.put(None)
+
+    def send(self, obj: dict | str) -> None:
+        self.proc.stdin.write((obj if isinstance(obj, str) else json.dumps(obj)) + "\n")
+        self.proc.stdin.flush()
+
+    def until(self, predicate) -> dict:
+        """The first event that satisfies predicate; every event read on the way is kept in `seen`."""
+        while True:
+            event = self.events.get(timeout=WAIT)
+            assert event is not None, f"worker exited early; log:\n{Path(self.log.name).read_text()[-3000:]}"
+            self.seen.append(event)
+            if predicate(event):
+                return event
+
+    def terminal(self, rid: str) -> dict:
+        return self.until(lambda e: e.get("id") == rid and e["event"] in ("result", "error", "cancelled"))
+
+    def close(self) -> int:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        code = self.proc.wait(timeout=WAIT)
+        self.log.close()
+        return code
+
+
+@pytest.fixture
+def worker(tmp_path):
+    w = WorkerProcess(tmp_path, "--random-weights")
+    yield w
+    if w.proc.poll() is None:
+        w.proc.kill()
+        w.proc.wait()
+    w.log.close()
+
+
+@pytest.fixture
+def files(tmp_path) -> dict[str, Path]:
+    """A GIMP-like RGBA content layer with a transparent band, and a style layer with alpha (to be ignored)."""
+    rgba = np.dstack([gradient_image(48, 40), np.ones((40, 48), np.float32)])
+    rgba[:8, :, 3] = 0.0
+    rgba[8:16, :, 3] = 0.5
+    np.save(tmp_path / "content.npy", rgba.astype(np.float32))
+    style = np.dstack([np.random.default_rng(3).random((36, 36, 3)), np.zeros((36, 36))]).astype(np.float32)
+    np.save(tmp_path / "style.npy", style)
+    (tmp_path / "images").mkdir()
+    return {"content": tmp_path / "content.npy", "style": tmp_path / "style.npy", "dir": tmp_path}
+
+
+def request(rid: str, files: dict[str, Path], size: int = 64, preset: str = "draft", **extra) -> dict:
+    req = {
+        "op": "stylize",
+        "id": rid,
+        "content": str(files["content"]),
+        "styles": [{"path": str(files["style"]), "weight": 1.0}],
+        "options": {"strength": 70, "preset": preset, "working_size": size, "seed": 0},
+        "output": str(files["dir"] / f"{rid}.npy"),
+    }
+    req.update(extra)
+    return req
+
+
+def test_preview_then_apply_in_one_worker_loads_the_engine_once(worker, files):
+    ready = worker.until(lambda e: True)
+    assert ready["event"] == "ready" and ready["protocol"] == 1 and ready["weights_loads"] == 1
+    images_dir = files["dir"] / "images"
+    # every=1000: the first evaluation's image only, so its file stays until the request ends
+    worker.send(request("preview-1", files, images={"every": 1000, "dir": str(images_dir)}))
+    image = worker.until(lambda e: e["event"] == "image")
+    state = np.load(image["path"])
+    assert image["id"] == "preview-1" and state.dtype == np.float32 and state.shape == (image["height"], image["width"], 3)
+    preview = worker.terminal("preview-1")
+    assert preview["event"] == "result" and preview["weights_loads"] == 1
+    assert list(images_dir.iterdir()) == [], "intermediate images are removed when their request ends"
+
+    worker.send(request("apply-1", files, options={"strength": 40, "preset": "draft", "working_size": 64}))
+    apply = worker.terminal("apply-1")
+    assert apply["event"] == "result" and apply["weights_loads"] == 1, "the second run reused the loaded engine"
+    content, out = np.load(files["content"]), np.load(apply["path"])
+    assert out.dtype == np.float32 and out.shape == (40, 48, 4)
+    np.testing.assert_array_equal(out[..., 3], content[..., 3])  # alpha passed through untouched
+    assert np.abs(out[..., :3] - content[..., :3]).mean() > 0.01  # and the colour was repainted
+    progress = [e for e in worker.seen if e["event"] == "progress" and e["id"] == "apply-1"]
+    assert progress and {"stage", "scale", "scales", "step", "steps", "done", "elapsed", "eta"} <= set(progress[0])
+    assert worker.close() == 0
+
+
+@pytest.mark.real_weights
+def test_apply_after_preview_never_reads_the_weights_again(real_weights_available, tmp_path, files):
+    """Timing-free proof: the weights file is deleted once the worker is ready, and both runs still work."""
+    from stylecore import weights
+
+    copy = tmp_path / "vgg16-copy.npz"
+    shutil.copy(weights.cache_path("vgg16"), copy)
+    w = WorkerProcess(tmp_path, "--weights", str(copy))
+    try:
+        assert w.until(lambda e: True)["event"] == "ready"
+        copy.unlink()
+        for rid in ("preview", "apply"):
+            w.send(request(rid, files))
+            event = w.terminal(rid)
+            assert event["event"] == "result" and event["weights_loads"] == 1, event
+        assert w.close() == 0
+    finally:
+        if w.proc.poll() is None:
+            w.proc.kill()
+
+
+def test_cancel_stops_a_running_preview_and_the_next_request_works(worker, files):
+    worker.until(lambda e: e["event"] == "ready")
+    worker.send(request("long", files, preset="balanced"))  # 60 evaluations
+    worker.send(request("queued", files))
+    worker.until(lambda e: e.get("id") == "long" and e["event"] == "progress")
+    worker.send({"op": "cancel", "id": "queued"})  # dropped at once, while "long" is still running
+    assert worker.until(lambda e: e.get("id") in ("long", "queued") and e["event"] != "progress") == {
+        "id": "queued",
+        "event": "cancelled",
+    }
+    worker.send({"op": "cancel", "id": "long"})
+    assert worker.terminal("long")["event"] == "cancelled"
+    last = [e for e in worker.seen if e.get("id") == "long" and e["event"] == "progress"][-1]
+    assert last["step"] < last["steps"], "the run stopped before its end"
+    assert not (files["dir"] / "long.npy").exists() and not (files["dir"] / "queued.npy").exists()
+    worker.send({"op": "cancel", "id": "long"})  # late cancel of a finished id: ignored
+    worker.send(request("after", files))
+    assert worker.terminal("after")["event"] == "result"
+    assert np.load(files["dir"] / "after.npy").shape == (40, 48, 4)
+
+
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("this is not json", "not a JSON object"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"op": "dance", "id": "x"}', "unknown op"),
+        ('{"op": "stylize", "id": "x"}', "'content'"),
+        ('{"op": "cancel"}', "'id'"),
+    ],
+)
+def test_malformed_requests_get_an_error_and_the_worker_keeps_serving(worker, files, line, message):
+    worker.until(lambda e: e["event"] == "ready")
+    worker.send(line)
+    error = worker.until(lambda e: e["event"] == "error")
+    assert error["kind"] == "BadRequest" and message in error["message"] and "\n" not in error["message"]
+    worker.send(request("fine", files))
+    assert worker.terminal("fine")["event"] == "result"
+
+
+def test_bad_requests_and_bad_files_name_the_problem_in_one_line(worker, files):
+    worker.until(lambda e: e["event"] == "ready")
+    worker.send(request("opt", files, options={"strenght": 50}))
+    assert "unknown option(s) strenght" in worker.until(lambda e: e["event"] == "error")["message"]
+    missing = str(files["dir"] / "nope.npy")
+    worker.send(request("missing", files, content=missing))
+    error = worker.terminal("missing")
+    assert error["event"] == "error" and error["kind"] == "BadInput" and missing in error["message"]
+    worker.send(request("overwrite", files, output=str(files["content"])))
+    assert "overwrite an input" in worker.terminal("overwrite")["message"]
+    np.save(files["dir"] / "flat.npy", np.zeros((5, 5), np.int64))
+    worker.send(request("dtype", files, content=str(files["dir"] / "flat.npy")))
+    assert "expected float32 HxWxC" in worker.terminal("dtype")["message"]
+    worker.send(request("ok", files))
+    worker.send(request("ok", files))  # the same id twice while the first is pending
+    assert "already queued or running" in worker.until(lambda e: e["event"] == "error")["message"]
+    assert worker.terminal("ok")["event"] == "result"
+
+
+def test_stdin_eof_ends_the_worker_even_mid_run(worker, files):
+    worker.until(lambda e: e["event"] == "ready")
+    worker.send(request("long", files, preset="balanced"))
+    worker.until(lambda e: e.get("id") == "long" and e["event"] == "progress")
+    assert worker.close() == 0
+    assert not (files["dir"] / "long.npy").exists()
+
+
+def test_stray_prints_cannot_corrupt_the_protocol(tmp_path):
+    """Anything written to fd 1 after start-up (a library's print) lands in the log, not among the events."""
+    code = (
+        "import os, sys; from stylecore import worker; s = worker._protocol_stream(); "
+        "print('stray'); os.write(1, b'raw\\n'); s.write('{\"event\": \"ok\"}\\n'); s.flush()"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT, env=os.environ)
+    assert r.stdout == '{"event": "ok"}\n' and "stray" in r.stderr and "raw" in r.stderr
