@@ -106,7 +106,7 @@ simg = load("{d}/style.jpg")
 img7 = load("{d}/content.jpg")
 img7.convert_precision(Gimp.Precision.FLOAT_NON_LINEAR)
 R["float_run"] = stylise(img7, img7.get_layers()[0], "{d}/corrupt.jpg", style_layer=simg.get_layers()[0], **{{{FAST}}})
-R["float_precision"] = str(img7.get_precision())
+R["float_precision"] = img7.get_precision() == Gimp.Precision.FLOAT_NON_LINEAR
 R["float_layers"] = describe(img7)
 vals = [v for i, v in enumerate(floats(img7.get_layers()[0])) if i % 4 != 3]
 R["float_off_grid"] = sum(abs(v * 255 - round(v * 255)) > 0.01 for v in vals) / len(vals)
@@ -179,8 +179,10 @@ for w, hh in [(1, 1), (8, 8), (2, 300)]:
     assert logs[0].parent.stat().st_mode & 0o777 == 0o700
 
     assert r["float_run"][0] == SUCCESS, r["float_run"]
-    assert r["float_layers"][0]["name"] == "Style: style" and len(r["float_layers"]) == 2  # named after the style image
-    assert "FLOAT" in r["float_precision"], r["float_precision"]
+    # named after the style image's file; GIMP 3.0.4 gives the plug-in no file for an image that python-fu-eval
+    # opened, and then the layer's own name is used
+    assert r["float_layers"][0]["name"] in ("Style: style", "Style: Background") and len(r["float_layers"]) == 2
+    assert r["float_precision"], "the image should still be 32-bit float"
     assert r["float_src_off_grid"] == 0  # the source came from an 8-bit JPEG: all on the grid
     assert r["float_off_grid"] > 0.5, f"the result was quantised to 8 bits ({r['float_off_grid']:.3f} off the grid)"
 
@@ -221,9 +223,11 @@ R["killed"] = stylise(img, src, "{d}/style.jpg", **{{"quality": "balanced", "wor
 R["after_kill"] = len(img.get_layers())
 R["unchanged"] = pixels(src) == before
 deadline = time.time() + 30
-while time.time() < deadline and [n for n in os.listdir("{gimp.tmp}") if n.startswith("stylecore-gimp-")]:
+def ours():
+    return [n for n in os.listdir("{gimp.tmp}") if n.startswith("stylecore") and n != "{OLD_LOG}"]
+while time.time() < deadline and ours():
     time.sleep(0.2)
-R["left_after_kill"] = os.listdir("{gimp.tmp}")
+R["left_after_kill"] = ours()
 R["next"] = stylise(img, src, "{d}/style.jpg", **{{{FAST}}})
 R["after_next"] = len(img.get_layers())
 
@@ -251,7 +255,7 @@ open(config, "w").write(saved)
     assert worker, "the plug-in never got its worker going"
     time.sleep(2)  # mid-run
     os.kill(plugin, 9)
-    stdout, stderr = proc.communicate(timeout=600)
+    stdout, stderr = proc.communicate(timeout=1500)
     r = gimp.result(out, proc.returncode, stdout, stderr)
     assert r["killed"][0] != SUCCESS, r["killed"]
     assert r["after_kill"] == 1 and r["unchanged"]
@@ -277,7 +281,7 @@ R["layers"] = len(img.get_layers())
     runs = [gimp.start_batch(code, "one"), gimp.start_batch(code, "two", cfg=cfg2)]
     results = []
     for proc, out in runs:
-        stdout, stderr = proc.communicate(timeout=600)
+        stdout, stderr = proc.communicate(timeout=1500)
         results.append(gimp.result(out, proc.returncode, stdout, stderr))
     for r in results:
         assert r["run"][0] == SUCCESS and r["layers"] == 2, r["run"]

@@ -118,8 +118,11 @@ def write_style_layer(layer, path):
 def style_layer_name(layer):
     """The style image's file name (without extension) and, when it has several layers, the layer's name."""
     image = layer.get_image()
-    file = image.get_file()
-    stem = os.path.splitext(file.get_basename())[0] if file is not None and file.get_basename() else image.get_name()
+    files = (image.get_file(), image.get_imported_file(), image.get_xcf_file())  # a JPEG just opened has only the second
+    names = [f.get_basename() for f in files if f is not None and f.get_basename()]
+    if not names:
+        return layer.get_name()
+    stem = os.path.splitext(names[0])[0]
     return stem if len(image.get_layers()) == 1 else f"{stem} ({layer.get_name()})"
 
 

@@ -53,7 +53,7 @@ class Gimp:
         ]
         return env + ([f"PYTHONPATH={NO_NUMPY}"] if gimp else [])
 
-    def chroot(self, *cmd, timeout: int = 600, check: bool = True, gimp: bool = False) -> subprocess.CompletedProcess:
+    def chroot(self, *cmd, timeout: int = 1500, check: bool = True, gimp: bool = False) -> subprocess.CompletedProcess:
         r = subprocess.run(
             ["chroot", str(self.root), *self.env(gimp=gimp), *map(str, cmd)], capture_output=True, text=True, timeout=timeout
         )
@@ -99,7 +99,7 @@ class Gimp:
     def teardown(self) -> None:
         _script(self.dist, "umount", check=False)
 
-    def batch_command(self, code: str, name: str = "batch", cfg: Path | None = None, timeout: int = 600) -> tuple[list, Path]:
+    def batch_command(self, code: str, name: str = "batch", cfg: Path | None = None, timeout: int = 1500) -> tuple[list, Path]:
         out = self.dir / f"{name}.json"
         out.unlink(missing_ok=True)
         script = self.dir / f"{name}.py"
@@ -119,13 +119,13 @@ class Gimp:
         ]
         return cmd, out
 
-    def run_batch(self, code: str, name: str = "batch", cfg: Path | None = None, timeout: int = 600) -> dict:
+    def run_batch(self, code: str, name: str = "batch", cfg: Path | None = None, timeout: int = 1500) -> dict:
         """Runs Python code inside gimp-console; the code fills the dict R, which comes back as JSON."""
         cmd, out = self.batch_command(code, name, cfg, timeout)
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30)
         return self.result(out, r.returncode, r.stdout, r.stderr)
 
-    def start_batch(self, code: str, name: str, cfg: Path | None = None, timeout: int = 600) -> tuple[subprocess.Popen, Path]:
+    def start_batch(self, code: str, name: str, cfg: Path | None = None, timeout: int = 1500) -> tuple[subprocess.Popen, Path]:
         cmd, out = self.batch_command(code, name, cfg, timeout)
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), out
 
