@@ -344,7 +344,7 @@ class StyleTransfer(Gimp.PlugIn):
             rw,
         )
         proc.add_double_argument(
-            "style-scale", "Brush s_cale", "Brush size relative to the image (1: the painting's own)", 0.1, 4.0, 1.0, rw
+            "style-scale", "Brus_h scale", "Brush size relative to the image (1: the painting's own)", 0.1, 4.0, 1.0, rw
         )
         proc.add_int_argument("seed", "S_eed", "Same seed, same result", 0, 2**31 - 1, 0, rw)
         proc.add_choice_argument("device", "_Device", "Where the computation runs", _choice(DEVICES), "auto", rw)
@@ -360,7 +360,7 @@ class StyleTransfer(Gimp.PlugIn):
         proc.add_double_argument(
             "style-blend", "Second style _blend", "Share of the second style (percent)", 0.0, 100.0, 50.0, rw
         )
-        proc.add_boolean_argument("seamless", "Seamless _tile", "Make the result tile without seams (for textures)", False, rw)
+        proc.add_boolean_argument("seamless", "Seamless t_ile", "Make the result tile without seams (for textures)", False, rw)
         # New arguments go at the end only: scripts that call the procedure positionally keep working.
         proc.add_layer_argument(
             "style-layer",
