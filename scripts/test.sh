@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 install.py --dev --no-plugin --no-demo
 .venv/bin/python -m ruff check .
-.venv/bin/python -m ruff format --check .  # paths other branches are still editing are excluded in pyproject.toml
-.venv/bin/python -m mypy                   # stylecore/ (install.py joins once it is typed)
+.venv/bin/python -m ruff format --check .
+.venv/bin/python -m mypy                   # stylecore/ and install.py
 exec .venv/bin/python -m pytest "$@"
