@@ -38,9 +38,9 @@ class Pair:
 PAIRS = [
     Pair("astronaut.png", "shipwreck.jpg", (0.36, 0.26)),  # face, name tag, patch lettering
     Pair("chelsea.png", "starry_night.jpg", (0.42, 0.45)),  # eyes, fur, whiskers
-    Pair("tubingen.jpg", "starry_night.jpg", (0.5, 0.5)),  # windows, roof edges
     Pair("coffee.png", "the_scream.jpg", (0.55, 0.45)),  # rim, spoon, wood grain
     Pair("rocket.jpg", "woman-with-hat-matisse.jpg", (0.85, 0.6)),  # night: lattice towers, lights
+    Pair("tubingen.jpg", "starry_night.jpg", (0.5, 0.5)),  # windows, roof edges
 ]
 
 
