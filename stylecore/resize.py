@@ -8,6 +8,17 @@ import torch
 import torch.nn.functional as F
 
 
+def fit(size: tuple[int, int], long_side: int, minimum: int = 1, multiple: int = 1) -> tuple[int, int]:
+    """(width, height) with the aspect of `size` (width, height) and the given long side.
+
+    Each side is at least `minimum` (a very thin picture is stretched across rather than lost) and,
+    with `multiple`, a multiple of it."""
+    width, height = size
+    k = long_side / max(width, height)
+    lo = max(minimum, multiple)
+    return (max(lo, round(width * k / multiple) * multiple), max(lo, round(height * k / multiple) * multiple))
+
+
 def bicubic(t: torch.Tensor, width: int, height: int, wrap: bool = False) -> torch.Tensor:
     """Antialiased when shrinking; with wrap, the edges are filtered against the opposite edge."""
     if t.shape[-1] == width and t.shape[-2] == height:

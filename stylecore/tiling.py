@@ -1,22 +1,26 @@
-"""Exact loss gradients of a large image, computed tile by tile.
+"""Big images, tile by tile: the grid, the crops and the passes over them.
 
 The style loss compares *global* Gram matrices, so tiles optimised on their own would each
 drift to their own version of the style and meet at visible seams. Instead, every evaluation
-makes two passes over the tiles: the first sums each tile's share of the global Grams (no
-graph kept), the second back-propagates, tile by tile, the gradient that the global loss puts
-on that tile's features. With a halo wider than the network's receptive field the summed
-tile gradients equal the whole image's gradient, so there is no seam to hide, and memory is
-bounded by one tile's activations instead of the whole picture's.
+makes two passes over the tiles (see objective.py): the first sums each tile's share of the
+global Grams (no graph kept), the second back-propagates, tile by tile, the global loss with
+only that tile's share carrying a gradient. With a halo wider than the network's receptive
+field the summed tile gradients equal the whole image's gradient, so there is no seam to hide,
+and memory is bounded by one tile's activations instead of the whole picture's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
 
 from . import losses
+from .vgg import stride
+
+Features = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # image batch -> activations by layer name
+Poll = Callable[[], None]  # raises Cancelled when the run should stop
 
 
 @dataclass(frozen=True)
@@ -75,12 +79,6 @@ def _crop(image: torch.Tensor, tile: Tile, grid: Grid) -> tuple[torch.Tensor, in
     return crop, tile.y0 - r0, tile.x0 - c0
 
 
-def _core(feature: torch.Tensor, tile: Tile, top: int, left: int, stride: int) -> torch.Tensor:
-    """The part of a crop's feature map that belongs to the tile's core (exact, away from the halo's edge)."""
-    return feature[:, :, top // stride:(top + tile.y1 - tile.y0) // stride,
-                   left // stride:(left + tile.x1 - tile.x0) // stride]
-
-
 def _scatter_add(total: torch.Tensor, grad: torch.Tensor, tile: Tile, grid: Grid) -> None:
     r0, r1 = _span(tile.y0, tile.y1, tile.halo, grid.height, grid.wrap)
     c0, c1 = _span(tile.x0, tile.x1, tile.halo, grid.width, grid.wrap)
@@ -93,91 +91,57 @@ def _scatter_add(total: torch.Tensor, grad: torch.Tensor, tile: Tile, grid: Grid
         total[:, :, r0:r1, c0:c1] += grad
 
 
-def feature_stride(layer: str) -> int:
-    """relu{b}_n sits after b-1 poolings."""
-    return 2 ** (int(layer[4]) - 1)
+@dataclass(frozen=True)
+class TileView:
+    """One tile's crop (core plus halo) and where its core sits inside the crop."""
+
+    index: int
+    tile: Tile
+    crop: torch.Tensor
+    top: int
+    left: int
+
+    def core(self, feature: torch.Tensor, layer: str) -> torch.Tensor:
+        """The part of the crop's feature map that belongs to the tile's core."""
+        s, t = stride(layer), self.tile
+        return feature[:, :, self.top // s : (self.top + t.y1 - t.y0) // s, self.left // s : (self.left + t.x1 - t.x0) // s]
 
 
-@torch.no_grad()
-def tiled_grams(features_of, image: torch.Tensor, layers, grid: Grid, poll=None) -> dict[str, torch.Tensor]:
-    """Gram matrices of the whole image (normalised by its positions), summed over tiles.
-
-    `poll()` runs before every tile and may raise (cancellation stays responsive in long passes)."""
-    sums: dict[str, torch.Tensor] = {}
-    count: dict[str, int] = {}
-    for tile in grid.tiles:
-        if poll:
-            poll()
-        crop, top, left = _crop(image, tile, grid)
-        feats = features_of(crop)
-        for name in layers:
-            core = _core(feats[name], tile, top, left, feature_stride(name))
-            positions = core.shape[-2] * core.shape[-1]
-            if positions == 0:  # a sliver of a tile at the edge may hold no position of a deep layer
-                continue
-            sums[name] = sums.get(name, 0) + losses.gram(core) * positions
-            count[name] = count.get(name, 0) + positions
-    return {n: sums[n] / max(1, count[n]) for n in layers}
-
-
-@torch.no_grad()
-def tiled_features(features_of, image: torch.Tensor, layer: str, grid: Grid, poll=None) -> list[torch.Tensor]:
-    """Each tile's core activations at one layer: the content targets of a tiled scale."""
-    out = []
-    for tile in grid.tiles:
-        if poll:
-            poll()
-        crop, top, left = _crop(image, tile, grid)
-        out.append(_core(features_of(crop)[layer], tile, top, left, feature_stride(layer)).float())
-    return out
-
-
-def tiled_loss_and_grad(features_of, image: torch.Tensor, grid: Grid, style_targets: Mapping[str, torch.Tensor],
-                        layer_weights: Mapping[str, float], style_weight: float,
-                        content_layer: str | None, content_targets: list[torch.Tensor] | None,
-                        content_weight: float, content_norm: float | None = None,
-                        content_masks: list[torch.Tensor] | None = None,
-                        poll=None) -> tuple[float, torch.Tensor, dict[str, float]]:
-    """The loss of `image` and its exact gradient, with one tile's activations in memory at a time.
-
-    Content is the relative error against per-tile targets, whose summed energy `content_norm`
-    the caller may pass once per scale; with `content_masks`, core activations are weighted by
-    them (the targets come already weighted)."""
-    if content_targets and content_norm is None:
-        content_norm = sum(float(t.pow(2).sum()) for t in content_targets)
-    grams = tiled_grams(features_of, image, list(style_targets), grid, poll)
-    style = 0.0
-    coef = {}  # d(style loss)/d(Gram), fixed for this evaluation
-    for name, target in style_targets.items():
-        norm = target.pow(2).sum().clamp_min(1e-12)
-        diff = grams[name] - target
-        style += float(layer_weights[name] * diff.pow(2).sum() / norm)
-        coef[name] = (style_weight * layer_weights[name] * 2.0 / norm) * diff
-    positions = {n: (grid.height // feature_stride(n)) * (grid.width // feature_stride(n)) for n in style_targets}
-    content = 0.0
-    grad = torch.zeros_like(image)
+def views(image: torch.Tensor, grid: Grid, poll: Poll | None = None) -> Iterator[TileView]:
+    """The tiles in order; `poll()` runs before each (one evaluation of a huge layer takes minutes)."""
     for index, tile in enumerate(grid.tiles):
         if poll:
             poll()
         crop, top, left = _crop(image, tile, grid)
-        crop = crop.detach().requires_grad_(True)
-        feats = features_of(crop)
-        surrogate = 0.0
-        for name in style_targets:
-            core = _core(feats[name], tile, top, left, feature_stride(name))
-            share = core.shape[-2] * core.shape[-1] / positions[name]
-            if share == 0:
+        yield TileView(index, tile, crop, top, left)
+
+
+@torch.no_grad()
+def tiled_grams(features: Features, image: torch.Tensor, layers: Iterable[str], grid: Grid,
+                poll: Poll | None = None) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """Gram matrices of the whole image summed over tiles, and the positions each layer counted."""
+    layers = list(layers)
+    sums: dict[str, torch.Tensor] = {}
+    count: dict[str, int] = dict.fromkeys(layers, 0)
+    for view in views(image, grid, poll):
+        feats = features(view.crop)
+        for name in layers:
+            core = view.core(feats[name], name)
+            positions = core.shape[-2] * core.shape[-1]
+            if positions == 0:  # a sliver of a tile at the edge may hold no position of a deep layer
                 continue
-            # <coef, this tile's share of the Gram> has the gradient the global loss puts on this tile
-            surrogate = surrogate + (coef[name] * losses.gram(core)).sum() * share
-        if content_layer is not None and content_targets:
-            core = _core(feats[content_layer], tile, top, left, feature_stride(content_layer)).float()
-            if content_masks is not None:
-                core = core * content_masks[index]
-            sq = (core - content_targets[index]).pow(2).sum() / content_norm
-            content += float(sq.detach())
-            surrogate = surrogate + content_weight * sq
-        surrogate.backward()
-        _scatter_add(grad, crop.grad, tile, grid)
-    total = style_weight * style + content_weight * content
-    return total, grad, {"style": style, "content": content, "total": total}
+            part = losses.gram(core) * positions
+            sums[name] = sums[name] + part if name in sums else part
+            count[name] += positions
+    return {n: sums[n] / max(1, count[n]) for n in layers}, count
+
+
+@torch.no_grad()
+def tiled_features(features: Features, image: torch.Tensor, layer: str, grid: Grid, poll: Poll | None = None) -> list[torch.Tensor]:
+    """Each tile's core activations at one layer: the content targets of a tiled scale."""
+    return [view.core(features(view.crop)[layer], layer).float() for view in views(image, grid, poll)]
+
+
+def add_crop_gradient(total: torch.Tensor, grad: torch.Tensor, view: TileView, grid: Grid) -> None:
+    """Adds a crop's input gradient into the whole image's, where the crop came from."""
+    _scatter_add(total, grad, view.tile, grid)

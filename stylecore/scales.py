@@ -1,0 +1,166 @@
+"""The scale loop: coarse to fine, each scale starting from the previous one's result.
+
+Per scale: the painting's Grams at this size (cached by the engine), the content targets, then
+L-BFGS for the scale's evaluations. Content is prepared once before the loop (luminance for
+preserve-colors, made tileable for seamless) and colors are put back after it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import color, lbfgs, presets, resize
+from . import seamless as seamless_mod
+from .errors import Cancelled
+from .objective import LossWeights, Problem, Terms, content_targets, tiled_objective, whole_image_objective
+from .options import StyleOptions
+from .progress import CancelCheck, Progress, ProgressCallback, cancel_requested
+from .tiling import Features, Grid, make_grid
+from .vgg import ALIGN, HALO, MIN_SIDE
+
+ImageCallback = Callable[[np.ndarray], None]
+StyleGrams = Callable[[int], dict[str, torch.Tensor]]  # long side -> the blended paintings' Grams at that size
+
+
+@dataclass(frozen=True)
+class Scale:
+    width: int
+    height: int
+    evals: int
+    grid: Grid | None = None  # tiles, when the scale is too big for one pass
+
+    @property
+    def cost(self) -> float:  # relative work, for progress: a tiled pass makes an extra forward pass
+        return self.width * self.height * self.evals * (1.6 if self.grid else 1.0)
+
+
+def grid_for(width: int, height: int, side: int, wrap: bool = False) -> Grid | None:
+    return make_grid(height, width, side, HALO, ALIGN, wrap) if height * width > side * side else None
+
+
+def plan(size: tuple[int, int], options: StyleOptions, tile_side: int) -> list[Scale]:
+    """The scales of a run for a content of `size` (width, height).
+
+    Layers thinner than the network accepts are optimised at MIN_SIDE (stretched across) and resized back."""
+    preset = presets.get_preset(options.preset)
+    top = min(max(size), options.working_size or preset.working_size or max(size))
+    out = []
+    for long_side, evals in presets.schedule(preset, top):
+        w, h = resize.fit(size, long_side, MIN_SIDE, ALIGN if options.seamless else 1)
+        out.append(Scale(w, h, evals, grid_for(w, h, tile_side, options.seamless)))
+    return out
+
+
+@dataclass
+class Reporter:
+    """Progress, intermediate images and cancellation for one run."""
+
+    progress: ProgressCallback | None
+    on_image: ImageCallback | None
+    cancel: Sequence[CancelCheck]
+    started: float
+
+    def poll(self) -> None:
+        if any(cancel_requested(c) for c in self.cancel):
+            raise Cancelled()
+
+    def finish(self, plan: list[Scale], size: tuple[int, int]) -> None:
+        if self.progress:
+            elapsed = time.perf_counter() - self.started
+            self.progress(Progress("finish", scale=len(plan), scales=len(plan), width=size[0], height=size[1], step=0,
+                                   steps=0, done=1.0, elapsed=elapsed, eta=0.0))
+
+
+@dataclass(frozen=True)
+class Content:
+    """The content as the optimizer sees it, and what puts its colors back."""
+
+    work: torch.Tensor  # what the content loss compares against (luminance with preserve-colors)
+    chroma: torch.Tensor | None  # the content whose colors the result takes, with preserve-colors
+    wrap: bool
+
+    @classmethod
+    def prepare(cls, rgb: torch.Tensor, options: StyleOptions) -> Content:
+        work = color.luminance_as_rgb(rgb) if options.preserve_colors else rgb
+        chroma = rgb if options.preserve_colors else None
+        if options.seamless:
+            work = seamless_mod.make_tileable(work)
+            chroma = None if chroma is None else seamless_mod.make_tileable(chroma)
+        return cls(work, chroma, options.seamless)
+
+    def at(self, width: int, height: int) -> torch.Tensor:
+        return resize.bicubic(self.work, width, height, wrap=self.wrap)
+
+    def finish(self, image: torch.Tensor) -> torch.Tensor:
+        """Colors put back (preserve-colors), at the image's own size."""
+        if self.chroma is None:
+            return image
+        return color.recombine(image, resize.bicubic(self.chroma, image.shape[-1], image.shape[-2], wrap=self.wrap))
+
+
+def to_numpy(image: torch.Tensor) -> np.ndarray:
+    """1x3xHxW tensor -> HxWx3 float32 array."""
+    return np.ascontiguousarray(image[0].permute(1, 2, 0).float().cpu().numpy())
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run, with everything fixed before the loop starts."""
+
+    options: StyleOptions
+    content: Content
+    styles: StyleGrams
+    features: Features
+    plan: list[Scale]
+
+
+def run(job: Job, report: Reporter) -> torch.Tensor:
+    """Optimises coarse to fine; returns the finest scale's image, colors put back (1x3xHxW)."""
+    options, scales = job.options, job.plan
+    weights = LossWeights.for_strength(options.strength, options.tv_weight)
+    total_cost = float(sum(s.cost for s in scales))
+    image: torch.Tensor | None = None
+    curvature: lbfgs.Curvature | None = None
+    done_cost = 0.0
+    for index, scale in enumerate(scales):
+        report.poll()
+        grams = job.styles(max(MIN_SIDE, round(max(scale.width, scale.height) * options.style_scale)))
+        content = job.content.at(scale.width, scale.height)
+        if image is None:
+            noise = torch.randn(content.shape, generator=torch.Generator().manual_seed(options.seed)).to(content) * 0.01
+            init = (content + noise).clamp(0, 1)
+        else:
+            init = resize.bicubic(image, scale.width, scale.height, wrap=options.seamless)
+        targets = content_targets(job.features, grams, content, scale.grid, options.seamless, report.poll)
+        problem = Problem(job.features, targets, weights, options.seamless)
+        objective = tiled_objective(problem, scale.grid, report.poll) if scale.grid else whole_image_objective(problem)
+        hook = _hook(job, report, index, (done_cost / total_cost, scale.cost / total_cost))
+        image, curvature = lbfgs.minimize(init, objective, scale.evals, hook, curvature=curvature)
+        done_cost += scale.cost
+    assert image is not None
+    return job.content.finish(image)
+
+
+def _hook(job: Job, report: Reporter, index: int, share: tuple[float, float]) -> lbfgs.StepHook:
+    scale, scales = job.plan[index], job.plan
+    base, part = share
+
+    def hook(step: int, terms: Terms, x: torch.Tensor) -> None:
+        report.poll()
+        if report.on_image is not None:
+            report.on_image(to_numpy(job.content.finish(x)))
+        if report.progress is None:
+            return
+        done = min(1.0, base + part * step / scale.evals)
+        elapsed = time.perf_counter() - report.started
+        eta = elapsed * (1 - done) / done if done > 0.02 else None
+        report.progress(Progress("optimize", scale=index + 1, scales=len(scales), width=scale.width, height=scale.height,
+                                 step=step, steps=scale.evals, done=done, elapsed=elapsed, eta=eta, losses=terms))
+
+    return hook
+

@@ -1,0 +1,48 @@
+"""Schedules: how many evaluations at which sizes, and the scales a run is planned at."""
+
+import pytest
+
+from stylecore import StyleOptions, presets, scales
+from stylecore.errors import BadInput
+
+
+def test_the_draft_schedule_is_a_quick_preview():
+    steps = presets.schedule(presets.PRESETS["draft"], 256)
+    assert steps[0][0] == 128 and steps[-1][0] == 256  # coarse to fine, ending at the draft's working size
+    assert [e for _, e in steps] == sorted((e for _, e in steps), reverse=True)  # most evaluations where they are cheap
+    assert sum(e for _, e in steps) <= 40
+    plan = scales.plan((4000, 3000), StyleOptions(preset="draft"), tile_side=1024)
+    assert (plan[-1].width, plan[-1].height) == (256, 192) and all(s.grid is None for s in plan)
+    small = scales.plan((200, 100), StyleOptions(preset="draft"), tile_side=1024)
+    assert (small[-1].width, small[-1].height) == (200, 100)  # never above the layer's own size
+
+
+def test_best_preset_climbs_to_the_layer_size_in_doublings_above_its_base_size():
+    steps = presets.schedule(presets.PRESETS["best"], 6000)
+    assert steps[-3:] == [(1500, 10), (3000, 6), (6000, 6)]
+    evals = [e for _, e in steps]
+    assert evals == sorted(evals, reverse=True)  # coarse scales, where each evaluation is cheap, get most
+    assert presets.schedule(presets.PRESETS["balanced"], 1024)[-1] == (1024, 6)
+    plan = scales.plan((6000, 4000), StyleOptions(preset="best"), tile_side=1024)
+    assert plan[-1].grid is not None and (plan[-1].width, plan[-1].height) == (6000, 4000)  # tiled at the top
+
+
+def test_thin_layers_are_planned_at_the_smallest_size_the_network_takes():
+    plan = scales.plan((3, 2000), StyleOptions(preset="draft"), tile_side=1024)
+    assert all(s.width >= 16 and s.height >= 16 for s in plan)
+    assert plan[-1].height == 256
+    seamless = scales.plan((100, 70), StyleOptions(preset="draft", seamless=True), tile_side=1024)
+    assert all(s.width % 16 == 0 and s.height % 16 == 0 for s in seamless)
+
+
+@pytest.mark.parametrize("options,match", [
+    (dict(strength=float("nan")), "strength"),
+    (dict(style_scale=5), "style scale"),
+    (dict(working_size=63), "working size"),
+    (dict(preset="ultra"), "preset"),
+    (dict(pooling="median"), "pooling"),
+    (dict(tv_weight=-1), "tv weight"),
+])
+def test_options_are_validated_once_when_made(options, match):
+    with pytest.raises(BadInput, match=match):
+        StyleOptions(**options)
