@@ -142,7 +142,9 @@ def network() -> AlexNetTaps:
 
 
 def to_rgb(image: ImageLike) -> np.ndarray:
-    """float32 HxWx3 in [0, 1] from a path, a PIL image or an array (uint8, uint16 or float in [0, 1])."""
+    """float32 HxWx3 in [0, 1] from a path, a PIL image, a StyledImage or an array (uint8, uint16 or float in [0, 1])."""
+    if hasattr(image, "rgb"):  # stylecore.StyledImage: its full-precision pixels
+        image = image.rgb
     if isinstance(image, (str, os.PathLike)):
         image = Image.open(image)
     if isinstance(image, Image.Image):
