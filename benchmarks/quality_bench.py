@@ -302,6 +302,7 @@ def main() -> None:
     )
     p.add_argument("--out", default="/tmp/stylecore-quality", help="where result PNGs go")
     p.add_argument("--docs", action="store_true", help="write docs/frontier.png and docs/crops.png")
+    p.add_argument("--budget-minutes", type=float, default=None, help="start no new stylecore run after this long")
     args = p.parse_args()
     pairs = PAIRS if args.pairs == "all" else [q for q in PAIRS if Path(q.photo).stem in args.pairs.split(",")]
     if args.classic_only:
@@ -320,10 +321,13 @@ def main() -> None:
         flush=True,
     )
     runs: list[Run] = []
-    photo_style = {}
-    for pair in pairs:
-        photo_style[pair_name(pair)] = judge.style_distance(photo_at(pair.photo, args.size), BENCH / pair.painting)
-        for preset, strength in parse_runs(args.runs):
+    photo_style = {pair_name(q): judge.style_distance(photo_at(q.photo, args.size), BENCH / q.painting) for q in pairs}
+    stop_at = time.monotonic() + 60 * args.budget_minutes if args.budget_minutes else float("inf")
+    for preset, strength in parse_runs(args.runs):  # each setting on every pair before the next setting
+        for pair in pairs:
+            if time.monotonic() > stop_at:
+                print(f"[{pair_name(pair)}] {preset} {strength:g}: not run (--budget-minutes spent)", flush=True)
+                continue
             unit = bare_pass(args.size, args.size, bf16=False, reps=1)  # the machine is shared: its speed drifts
             r = judged(stylecore_run(pair, args.size, preset, strength, unit), args.size)
             r.image.save(outdir / f"{Path(pair.photo).stem}-{preset}-{strength:g}.png")
