@@ -88,17 +88,25 @@ def classic(pair: Pair, size: int, steps: int = CLASSIC_STEPS, log=print) -> tup
         raise SystemExit("real VGG16 weights are not cached; run 'stylecore weights fetch' first")
     content = _tensor(photo_at(pair.photo, size))
     style = _tensor(Image.open(BENCH / pair.painting).convert("RGB"))
-    unit = bare_pass(size, size, bf16=False)
-    t = time.perf_counter()
+    unit, unit_cpu = bare_pass(size, size, bf16=False), bare_pass_cpu(size)
+    t, cpu = time.perf_counter(), time.process_time()
     x, evals = baseline.run(state, content, style, steps=steps)
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     unit = min(unit, bare_pass(size, size, bf16=False))  # the lower of before/after: least disturbed by other load
+    unit_cpu = min(unit_cpu, bare_pass_cpu(size))
     image = Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
     root.mkdir(parents=True, exist_ok=True)
     tmp = png.with_suffix(".tmp.png")
     image.save(tmp)
     os.replace(tmp, png)
-    record = {"seconds": seconds, "unit_seconds": unit, "evals": evals, "torch_threads": torch.get_num_threads()}
+    record = {
+        "seconds": seconds,
+        "unit_seconds": unit,
+        "cpu_seconds": cpu,
+        "unit_cpu_seconds": unit_cpu,
+        "evals": evals,
+        "torch_threads": torch.get_num_threads(),
+    }
     meta.write_text(json.dumps(record))
     return image, {**record, "reused": False}
 
@@ -116,24 +124,43 @@ class Run:
     image: Image.Image
     seconds: float
     unit_seconds: float  # one bare VGG16 pass at size x size, measured around this run
+    cpu_seconds: float | None = None  # CPU time of the run and of one bare pass (all threads): on a shared machine
+    unit_cpu_seconds: float | None = None  # their ratio is far steadier than the wall-clock one
     content: float = 0.0
     style: float = 0.0
     note: str = ""
 
     @property
     def units(self) -> float:
+        if self.cpu_seconds and self.unit_cpu_seconds:
+            return self.cpu_seconds / self.unit_cpu_seconds
         return self.seconds / self.unit_seconds
+
+
+def bare_pass_cpu(size: int, reps: int = 2) -> float:
+    """CPU seconds (all threads) of one bare VGG16 pass to relu5_1, forward + input gradient, at size x size."""
+    import torch
+    import torchvision
+
+    net = torchvision.models.vgg16().features[:26].eval().requires_grad_(False).to(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, size, size).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    net(x).sum().backward()  # warm-up
+    t = time.process_time()
+    for _ in range(reps):
+        net(x).sum().backward()
+    return (time.process_time() - t) / reps
 
 
 def stylecore_run(pair: Pair, size: int, preset: str, strength: float, unit_seconds: float) -> Run:
     import stylecore
 
     photo = photo_at(pair.photo, size)
-    t = time.perf_counter()
+    unit_cpu = bare_pass_cpu(size)
+    t, cpu = time.perf_counter(), time.process_time()
     out = stylecore.stylize(photo, BENCH / pair.painting, preset=preset, strength=strength, device="cpu")
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     image = out.to_pil() if hasattr(out, "to_pil") else out  # StyledImage (new API) or PIL (old)
-    return Run(pair, f"{preset} {strength:g}", image.convert("RGB"), seconds, unit_seconds)
+    return Run(pair, f"{preset} {strength:g}", image.convert("RGB"), seconds, unit_seconds, cpu, unit_cpu)
 
 
 def judged(run: Run, size: int) -> Run:
@@ -317,7 +344,8 @@ def main() -> None:
     outdir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}", flush=True)
     print(
-        f"unit: one bare VGG16 pass to relu5_1 at {args.size}x{args.size}, forward + input gradient, measured before each run",
+        f"unit: one bare VGG16 pass to relu5_1 at {args.size}x{args.size}, forward + input gradient, measured before each run; "
+        "units are CPU-time ratios (all threads) where recorded, steadier than wall-clock ones on a shared machine",
         flush=True,
     )
     runs: list[Run] = []
@@ -343,7 +371,17 @@ def main() -> None:
             continue
         image, rec = classic(pair, args.size)
         r = judged(
-            Run(pair, "classic", image, rec["seconds"], rec["unit_seconds"], note=" (cached)" if rec["reused"] else ""), args.size
+            Run(
+                pair,
+                "classic",
+                image,
+                rec["seconds"],
+                rec["unit_seconds"],
+                rec.get("cpu_seconds"),
+                rec.get("unit_cpu_seconds"),
+                note=" (cached)" if rec["reused"] else "",
+            ),
+            args.size,
         )
         image.save(outdir / f"{Path(pair.photo).stem}-classic.png")
         runs.append(r)
