@@ -171,9 +171,7 @@ def main():
     args = p.parse_args()
     outdir = Path(args.out)
     outdir.mkdir(parents=True, exist_ok=True)
-    from stylecore import quality, weights
-
-    judge = quality.Judge(weights.load_cache())
+    from benchmarks import judge  # independent: LPIPS-AlexNet content, AlexNet Gram style (benchmarks/judge.py)
     print(f"machine: {subprocess.run(['uname', '-srm'], capture_output=True, text=True).stdout.strip()}, "
           f"{__import__('os').cpu_count()} logical CPUs")
     for size in [] if args.only_large else args.sizes:
@@ -188,17 +186,18 @@ def main():
                     print(line, flush=True)
             for name, r in rows.items():
                 sd = judge.style_distance(r["out"], BENCH / style)
-                cd = judge.content_distance(r["out"], BENCH / content)
+                cd = judge.content_distance(r["out"], load_content(content, str(size)))
                 ratio = f"  {rows['baseline']['seconds'] / r['seconds']:.1f}x faster than baseline" if "baseline" in rows and name != "baseline" else ""
                 print(f"[{size}px {Path(content).stem} x {Path(style).stem}] {name:9s} {r['seconds']:7.1f} s  "
                       f"peak RSS {r['peak_rss_mb']:6.0f} MB  style dist {sd:.3f}  content dist {cd:.3f}{ratio}", flush=True)
 
 
     if args.large:
-        large(args.large, outdir, judge)
+        large(args.large, outdir)
 
 
-def large(size: str, outdir: Path, judge) -> None:
+def large(size: str, outdir: Path) -> None:
+    from benchmarks import judge
     from stylecore import api, presets
     from stylecore.device import runtime_for, tile_side
     from stylecore.tiling import make_grid

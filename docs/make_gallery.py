@@ -34,7 +34,7 @@ def main():
     rows = []
     for painting in PAINTINGS:
         style = Image.open(BENCH / painting)
-        result = stylecore.stylize(content, style, preset="balanced")
+        result = stylecore.stylize(content, style, preset="balanced").to_pil()
         rows.append([thumb(content), thumb(style), thumb(result)])
         if painting == PAINTINGS[0]:
             pair = Image.new("RGB", (content.width * 2 + 10, content.height), "white")
@@ -55,7 +55,7 @@ def main():
 
     small = content.copy()
     small.thumbnail((384, 384))
-    tile = stylecore.stylize(small, Image.open(BENCH / PAINTINGS[0]), preset="balanced", seamless=True)
+    tile = stylecore.stylize(small, Image.open(BENCH / PAINTINGS[0]), preset="balanced", seamless=True).to_pil()
     laid = Image.new("RGB", (tile.width * 2, tile.height * 2))
     for x in (0, tile.width):
         for y in (0, tile.height):

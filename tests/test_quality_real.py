@@ -1,42 +1,46 @@
-"""With the real VGG16 weights: the output takes on the painting's statistics and keeps the photo.
+"""With the real VGG16 weights, judged independently (benchmarks/judge.py: LPIPS-AlexNet, AlexNet Grams): the output
+takes on the painting's statistics and keeps the photo.
 
-Thresholds come from measurements (tubingen x starry_night, draft preset, 192 px working size):
-style distance fell from 1.08 to 0.27 (ratio 0.25), and the output's content distance was 0.81
-against 1.74 for the painting itself (ratio 0.47); the other two bench pairs gave ratios of
-0.10-0.17 and 0.47-0.67. The bounds leave room for machine noise
-but fail on a run that does not stylise or that loses the photo.
+The photo is given at the draft preset's working size (256 px), so the judge sees the result at its full resolution.
+Measured (tubingen, draft): style distance fell from 0.82 to 0.52 with Starry Night (0.64x), from 1.41 to 0.63 with
+The Scream (0.44x) and from 5.1 to 0.71 for astronaut x Shipwreck; content LPIPS of the result was 0.52-0.55 against
+0.9-1.2 for the painting itself. The bounds leave room for machine noise but fail on a run that does not stylise or
+that loses the photo.
 """
 
 import pytest
+from PIL import Image
 
 import stylecore
-from stylecore import quality
+from benchmarks import judge
 
 from .conftest import bench
 
 pytestmark = pytest.mark.real_weights
 
 
-@pytest.fixture(scope="module")
-def judge(real_weights_available):
-    return quality.Judge(real_weights_available)
+def photo_at(name: str, size: int) -> Image.Image:
+    img = Image.open(bench(name)).convert("RGB")
+    k = size / max(img.size)
+    return img.resize((round(img.width * k), round(img.height * k)), Image.LANCZOS)
 
 
-def test_tubingen_takes_on_starry_night_and_stays_recognisable(judge, real_weights_available):
-    content, style = bench("tubingen.jpg"), bench("starry_night.jpg")
-    out = stylecore.stylize(content, style, preset="draft", working_size=192, device="cpu")
+@pytest.mark.parametrize("painting", ["starry_night.jpg", "the_scream.jpg"])
+def test_tubingen_takes_on_the_painting_and_stays_recognisable(real_weights_available, painting):
+    content, style = photo_at("tubingen.jpg", 256), bench(painting)
+    out = stylecore.stylize(content, style, preset="draft", device="cpu")
+    assert out.size == content.size
     before = judge.style_distance(content, style)
     after = judge.style_distance(out, style)
-    assert after < 0.4 * before, (before, after)
+    assert after < 0.8 * before, (before, after)
     kept = judge.content_distance(out, content)
-    painting = judge.content_distance(style, content)
-    assert kept < 0.75 * painting, (kept, painting)
-    assert out.size == (1024, 768)
+    painting_itself = judge.content_distance(Image.open(style).convert("RGB").resize(content.size, Image.LANCZOS), content)
+    assert kept < 0.75 * painting_itself, (kept, painting_itself)
 
 
-def test_strength_orders_the_result_between_photo_and_painting(judge):
-    content, style = bench("tubingen.jpg"), bench("the_scream.jpg")
-    weak = stylecore.stylize(content, style, strength=30, preset="draft", working_size=128, device="cpu")
-    strong = stylecore.stylize(content, style, strength=90, preset="draft", working_size=128, device="cpu")
+def test_strength_orders_the_result_between_photo_and_painting(real_weights_available):
+    content, style = photo_at("tubingen.jpg", 192), bench("the_scream.jpg")
+    weak = stylecore.stylize(content, style, strength=30, preset="draft", device="cpu")
+    strong = stylecore.stylize(content, style, strength=90, preset="draft", device="cpu")
     assert judge.style_distance(strong, style) < judge.style_distance(weak, style)
     assert judge.content_distance(weak, content) < judge.content_distance(strong, content)
