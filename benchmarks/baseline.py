@@ -29,6 +29,7 @@ def run(state, content: torch.Tensor, style: torch.Tensor, steps: int = 300, sty
     opt = torch.optim.LBFGS([x])
     evals = [0]
     while evals[0] <= steps:
+
         def closure():
             with torch.no_grad():
                 x.clamp_(0, 1)
@@ -41,6 +42,7 @@ def run(state, content: torch.Tensor, style: torch.Tensor, steps: int = 300, sty
             x.grad = x.grad.contiguous()  # oneDNN can return a channels-last gradient; L-BFGS needs a flat view
             evals[0] += 1
             return loss
+
         opt.step(closure)
     with torch.no_grad():
         x.clamp_(0, 1)

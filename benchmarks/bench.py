@@ -90,8 +90,9 @@ def peak_rss_mb() -> float:
 
 def measure(kind, size, preset, content, style, outdir: Path) -> dict:
     out = outdir / f"{kind}-{preset}-{size}-{Path(content).stem}.png"  # lossless: JPEG's 8-px blocks would look like seams
-    r = subprocess.run([sys.executable, __file__, "--child", kind, str(size), preset, content, style, str(out)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(size), preset, content, style, str(out)], capture_output=True, text=True
+    )
     if r.returncode != 0:
         raise SystemExit(r.stderr)
     return {**json.loads(r.stdout.strip().splitlines()[-1]), "out": out}
@@ -127,8 +128,10 @@ def throughput_lines(size: int, engine: dict | None) -> list[str]:
     h, w = (engine["top_height"], engine["top_width"]) if engine else (size, size)
     flops = 2 * flops_per_pass("vgg16", h, w, "relu5_1")
     fp32 = bare_pass(h, w, bf16=False)
-    lines = [f"[{w}x{h}] one VGG16 pass to relu5_1, forward + input gradient: {flops / 1e9:.0f} GFLOP; "
-             f"bare torch fp32 {fp32:.2f} s = {flops / fp32 / 1e9:.0f} GFLOP/s"]
+    lines = [
+        f"[{w}x{h}] one VGG16 pass to relu5_1, forward + input gradient: {flops / 1e9:.0f} GFLOP; "
+        f"bare torch fp32 {fp32:.2f} s = {flops / fp32 / 1e9:.0f} GFLOP/s"
+    ]
     if uses_bf16:
         bf = bare_pass(h, w, bf16=True)
         lines.append(f"[{w}x{h}] bare torch bf16 autocast {bf:.2f} s = {flops / bf / 1e9:.0f} GFLOP/s")
@@ -136,13 +139,17 @@ def throughput_lines(size: int, engine: dict | None) -> list[str]:
     else:
         small = 2 * flops_per_pass("vgg16", 128, 128, "relu5_1")
         bf = bare_pass(128, 128, bf16=True, reps=1)
-        lines.append(f"[128x128] bare torch bf16 autocast {bf:.2f} s = {small / bf / 1e9:.1f} GFLOP/s: this CPU has no "
-                     "native bf16 (no avx512_bf16/amx_bf16), so the engine stays in fp32")
+        lines.append(
+            f"[128x128] bare torch bf16 autocast {bf:.2f} s = {small / bf / 1e9:.1f} GFLOP/s: this CPU has no "
+            "native bf16 (no avx512_bf16/amx_bf16), so the engine stays in fp32"
+        )
         reference = fp32
     if engine:
         s = engine["s_per_eval"]
-        lines.append(f"[{w}x{h}] engine steady state (balanced, finest scale): {s:.2f} s/eval = {flops / s / 1e9:.0f} "
-                     f"GFLOP/s = {100 * reference / s:.0f} % of the bare {'bf16' if uses_bf16 else 'fp32'} pass")
+        lines.append(
+            f"[{w}x{h}] engine steady state (balanced, finest scale): {s:.2f} s/eval = {flops / s / 1e9:.0f} "
+            f"GFLOP/s = {100 * reference / s:.0f} % of the bare {'bf16' if uses_bf16 else 'fp32'} pass"
+        )
     return lines
 
 
@@ -153,7 +160,7 @@ def seam_ratio(path: Path, columns: list[int]) -> float:
 
     a = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
     jumps = np.abs(np.diff(a, axis=1)).mean(axis=(0, 2))
-    return float(np.mean([jumps[c - 1] / np.median(jumps[c - 17:c + 15]) for c in columns]))
+    return float(np.mean([jumps[c - 1] / np.median(jumps[c - 17 : c + 15]) for c in columns]))
 
 
 def main():
@@ -172,8 +179,11 @@ def main():
     outdir = Path(args.out)
     outdir.mkdir(parents=True, exist_ok=True)
     from benchmarks import judge  # independent: LPIPS-AlexNet content, AlexNet Gram style (benchmarks/judge.py)
-    print(f"machine: {subprocess.run(['uname', '-srm'], capture_output=True, text=True).stdout.strip()}, "
-          f"{__import__('os').cpu_count()} logical CPUs")
+
+    print(
+        f"machine: {subprocess.run(['uname', '-srm'], capture_output=True, text=True).stdout.strip()}, "
+        f"{__import__('os').cpu_count()} logical CPUs"
+    )
     for size in [] if args.only_large else args.sizes:
         for content, style in PAIRS[: args.pairs]:
             rows = {}
@@ -187,10 +197,16 @@ def main():
             for name, r in rows.items():
                 sd = judge.style_distance(r["out"], BENCH / style)
                 cd = judge.content_distance(r["out"], load_content(content, str(size)))
-                ratio = f"  {rows['baseline']['seconds'] / r['seconds']:.1f}x faster than baseline" if "baseline" in rows and name != "baseline" else ""
-                print(f"[{size}px {Path(content).stem} x {Path(style).stem}] {name:9s} {r['seconds']:7.1f} s  "
-                      f"peak RSS {r['peak_rss_mb']:6.0f} MB  style dist {sd:.3f}  content dist {cd:.3f}{ratio}", flush=True)
-
+                ratio = (
+                    f"  {rows['baseline']['seconds'] / r['seconds']:.1f}x faster than baseline"
+                    if "baseline" in rows and name != "baseline"
+                    else ""
+                )
+                print(
+                    f"[{size}px {Path(content).stem} x {Path(style).stem}] {name:9s} {r['seconds']:7.1f} s  "
+                    f"peak RSS {r['peak_rss_mb']:6.0f} MB  style dist {sd:.3f}  content dist {cd:.3f}{ratio}",
+                    flush=True,
+                )
 
     if args.large:
         large(args.large, outdir)
@@ -210,10 +226,13 @@ def large(size: str, outdir: Path) -> None:
     k = w / r["top_width"]
     grid = make_grid(r["top_height"], r["top_width"], side, api.HALO, api.ALIGN)
     cuts = [round(x * k) for x in sorted({t.x0 for t in grid.tiles}) if x > 0]  # tile edges, in output columns
-    print(f"[{size} {Path(content).stem} x {Path(style).stem}] balanced {r['seconds']:7.1f} s  peak RSS "
-          f"{r['peak_rss_mb']:6.0f} MB  optimised up to {r['top_width']}x{r['top_height']} (cap {cap}) in "
-          f"{side}-px tiles  jump across tile edges {seam_ratio(r['out'], cuts) if cuts else float('nan'):.2f}x "
-          f"the columns around them (1.00: no seam)  style dist {judge.style_distance(r['out'], BENCH / style):.3f}", flush=True)
+    print(
+        f"[{size} {Path(content).stem} x {Path(style).stem}] balanced {r['seconds']:7.1f} s  peak RSS "
+        f"{r['peak_rss_mb']:6.0f} MB  optimised up to {r['top_width']}x{r['top_height']} (cap {cap}) in "
+        f"{side}-px tiles  jump across tile edges {seam_ratio(r['out'], cuts) if cuts else float('nan'):.2f}x "
+        f"the columns around them (1.00: no seam)  style dist {judge.style_distance(r['out'], BENCH / style):.3f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
