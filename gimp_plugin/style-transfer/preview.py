@@ -29,10 +29,11 @@ MAX_SIDE = 320  # long side of the preview, in pixels
 DEBOUNCE_MS = 400  # quiet time after the last change before a new preview starts
 IMAGE_EVERY = 2  # an intermediate image every N evaluations (the first evaluation's too)
 STOP_TIMEOUT = 30.0  # seconds stop() waits for a cancelled preview to end before it gives up on the worker
-# The preview's own schedule: the balanced preset at 320 px misses the 15 s target on 2 CPU cores
-# (benchmarks/preview_bench.py), while draft at 320 px takes a few seconds there; brush size is relative to
-# the picture, so the strokes look as they will at full size.
-PREVIEW_OPTIONS = {"preset": "draft", "working_size": MAX_SIDE}
+# The preview's own schedule: the balanced preset (the default quality) at 320 px, so the preview looks like what
+# OK will paint. On 2 quiet CPU cores it finishes in about 6 s and shows its first image within 0.2 s of a change
+# (benchmarks/preview_bench.py; draft would take 2.4 s). Brush size is relative to the picture, so the strokes look
+# as they will at full size.
+PREVIEW_OPTIONS = {"preset": "balanced", "working_size": MAX_SIDE}
 # Settings that change the picture. Quality, working size and device change only how the final run gets there.
 WATCHED = (
     "style-file",
