@@ -18,6 +18,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 ALIGN = 16  # four poolings before relu5_1: tile edges and seamless sizes fall on multiples of 16
 MIN_SIDE = 16  # the smallest side four 2x2 poolings accept; smaller layers are optimised at this size
 HALO = 80  # receptive-field radius of relu5_1 in VGG16 is 66 px: tiles see that far past their core
+# A tap before the network: the pixels in [0, 1] with a constant channel, so that its Gram holds the colors'
+# mean and second moments. Matching it gives the result the painting's palette (see objective.STYLE_LAYERS).
+PIXELS = "pixels"
 
 
 def layer_names(arch: str) -> list[str]:
@@ -35,7 +38,7 @@ def layer_names(arch: str) -> list[str]:
 
 def stride(layer: str) -> int:
     """Pixels per feature position at a layer: relu{b}_n sits after b-1 poolings."""
-    return 2 ** (int(layer[4]) - 1)
+    return 1 if layer == PIXELS else 2 ** (int(layer[4]) - 1)
 
 
 def _build_features(arch: str, pooling: str, upto: int) -> nn.Sequential:
@@ -83,7 +86,9 @@ class VGGFeatures(nn.Module):
     ) -> None:
         super().__init__()
         names = layer_names(arch)
-        self.layers = sorted(set(layers), key=names.index)
+        layers = set(layers)
+        self.pixels = PIXELS in layers
+        self.layers = sorted(layers - {PIXELS}, key=names.index)
         upto = max(names.index(n) for n in self.layers)
         self.features = _build_features(arch, pooling, upto)
         own = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in state.items() if int(k.split(".")[1]) <= upto}
@@ -110,6 +115,8 @@ class VGGFeatures(nn.Module):
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         x = (image - self.mean) / self.std
         out: dict[str, torch.Tensor] = {}
+        if self.pixels:
+            out[PIXELS] = torch.cat([image, torch.ones_like(image[:, :1])], 1).float()
         for i, module in enumerate(self.features):  # already truncated after the deepest layer
             x = module(x)
             if i in self._name_at:

@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from stylecore import losses
@@ -60,3 +61,42 @@ def test_blended_style_target_is_weighted_mean():
     b = {"l": torch.zeros(1, 2, 2)}
     out = losses.blend_grams([a, b], [3.0, 1.0])
     assert torch.allclose(out["l"], torch.full((1, 2, 2), 0.75))
+
+
+def test_the_pixels_tap_holds_the_colors_mean_and_second_moments():
+    from stylecore import vgg
+
+    torch.manual_seed(3)
+    image = torch.rand(1, 3, 20, 24)
+    net = vgg.VGGFeatures(vgg.random_state(), [vgg.PIXELS, "relu1_1"])
+    g = losses.gram(net(image)[vgg.PIXELS])[0]
+    flat = image[0].reshape(3, -1)
+    assert torch.allclose(g[:3, 3], flat.mean(1), atol=1e-6)  # the mean color
+    assert torch.allclose(g[:3, :3], flat @ flat.T / flat.shape[1], atol=1e-6)  # hence the covariance
+    assert abs(float(g[3, 3]) - 1.0) < 1e-6
+
+
+def test_the_color_term_gives_the_result_the_paintings_palette(monkeypatch):
+    """A reddish photo in a bluish painting's style: with the pixels term the result's palette (mean and spread)
+    moves to the painting's, which the VGG layers alone did not do for real photos (issue 9)."""
+    from stylecore import objective, stylize
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:48, 0:64]
+    photo = np.stack([0.75 + 0.1 * np.sin(x / 6), 0.35 + 0.1 * np.cos(y / 5), 0.25 + 0 * x], 2)
+    painting = np.clip(np.stack([0.2 + 0 * x, 0.35 + 0.2 * np.sin(y / 4), 0.8 + 0.1 * np.cos(x / 3)], 2), 0, 1)
+    photo = np.clip(photo + rng.normal(0, 0.03, photo.shape), 0, 1).astype(np.float32)
+    painting = np.clip(painting + rng.normal(0, 0.03, painting.shape), 0, 1).astype(np.float32)
+
+    def palette_gap(weights):
+        monkeypatch.setattr(objective, "STYLE_LAYER_WEIGHTS", weights)
+        out = stylize(photo, painting, preset="draft", random_weights=True, device="cpu").rgb
+        mean_gap = np.abs(out.reshape(-1, 3).mean(0) - painting.reshape(-1, 3).mean(0)).sum()
+        std_gap = np.abs(out.reshape(-1, 3).std(0) - painting.reshape(-1, 3).std(0)).sum()
+        return mean_gap, std_gap
+
+    with_term = palette_gap(objective.STYLE_LAYER_WEIGHTS)
+    without = palette_gap({**objective.STYLE_LAYER_WEIGHTS, "pixels": 0.0})
+    start = np.abs(photo.reshape(-1, 3).mean(0) - painting.reshape(-1, 3).mean(0)).sum()
+    assert with_term[0] < 0.5 * without[0] and with_term[0] < 0.25 * start, (with_term, without, start)
+    assert with_term[1] < 0.75 * without[1], (with_term, without)
