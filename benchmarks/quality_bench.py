@@ -1,8 +1,8 @@
 """Quality benchmark: stylecore's presets and strengths against the classic result, on every bench pair,
 scored by the independent judge (benchmarks/judge.py), with a frontier plot and 100 % crops.
 
-    .venv/bin/python benchmarks/quality_bench.py                  # table, docs/frontier.png, docs/crops.png
-    .venv/bin/python benchmarks/quality_bench.py --classic-only   # only fill the classic cache (slow: ~15 min a pair)
+    .venv/bin/python benchmarks/quality_bench.py --docs           # table; docs/frontier.png, crops.png, bench-gallery.jpg
+    .venv/bin/python benchmarks/quality_bench.py --classic-only   # only fill the classic cache (5-15 min a pair on 2 cores)
 
 The classic result depends only on the inputs, benchmarks/baseline.py and the size, so it is cached under
 ~/.cache/stylecore/classic by a hash of those; reruns reuse it and say so.
@@ -283,28 +283,62 @@ def _panel(d, mine: list[Run], ox: int, oy: int) -> None:
         d.text((px + 7, py - 7), f"{r.label} {r.units:.0f}u", fill=c, font=_font(11))
 
 
+COLUMNS = [("photo", None), ("classic", "classic"), ("stylecore balanced", "balanced 70"), ("stylecore best", "best 70")]
+
+
 def crops(runs: list[Run], size: int, path: Path, side: int = 192) -> None:
     """100 % crops where fine detail is (faces, edges, text): photo | classic | stylecore balanced | stylecore best."""
+
+    def crop(image: Image.Image, pair: Pair) -> Image.Image:
+        cx, cy = round(pair.detail[0] * image.width), round(pair.detail[1] * image.height)
+        left = max(0, min(image.width - side, cx - side // 2))
+        top = max(0, min(image.height - side, cy - side // 2))
+        return image.crop((left, top, left + side, top + side))
+
+    _sheet(runs, size, path, crop)
+
+
+def gallery(runs: list[Run], size: int, path: Path, width: int = 300) -> None:
+    """Whole pictures side by side, scaled down: photo | classic | stylecore balanced | stylecore best."""
+    _sheet(runs, size, path, lambda image, _: image.resize((width, round(image.height * width / image.width)), Image.LANCZOS))
+
+
+def _sheet(runs: list[Run], size: int, path: Path, cut) -> None:
     from PIL import ImageDraw
 
     pairs = list(dict.fromkeys(r.pair for r in runs))
-    columns = [("photo", None), ("classic", "classic"), ("stylecore balanced", "balanced 70"), ("stylecore best", "best 70")]
-    columns = [c for c in columns if c[1] is None or any(r.label == c[1] for r in runs)]
+    columns = [c for c in COLUMNS if c[1] is None or any(r.label == c[1] for r in runs)]
+    rows = [
+        [
+            cut(
+                photo_at(pair.photo, size)
+                if label is None
+                else next(r.image for r in runs if r.pair == pair and r.label == label),
+                pair,
+            )
+            if label is None or any(r.pair == pair and r.label == label for r in runs)
+            else None
+            for _, label in columns
+        ]
+        for pair in pairs
+    ]
     head, gap = 28, 6
-    img = Image.new("RGB", (len(columns) * (side + gap) + gap, len(pairs) * (side + gap) + head), "white")
+    cell_w = max(im.width for row in rows for im in row if im is not None)
+    heights = [max(im.height for im in row if im is not None) for row in rows]
+    img = Image.new("RGB", (len(columns) * (cell_w + gap) + gap, sum(h + gap for h in heights) + head), "white")
     d = ImageDraw.Draw(img)
     for j, (title, _) in enumerate(columns):
-        d.text((gap + j * (side + gap) + 4, 6), title, fill="black", font=_font(14))
-    for i, pair in enumerate(pairs):
-        photo = photo_at(pair.photo, size)
-        cx, cy = round(pair.detail[0] * photo.width), round(pair.detail[1] * photo.height)
-        box = (max(0, min(photo.width - side, cx - side // 2)), max(0, min(photo.height - side, cy - side // 2)))
-        box = (*box, box[0] + side, box[1] + side)
-        for j, (_, label) in enumerate(columns):
-            source = photo if label is None else next((r.image for r in runs if r.pair == pair and r.label == label), None)
-            if source is not None:
-                img.paste(source.crop(box), (gap + j * (side + gap), head + i * (side + gap)))
-    img.save(path)
+        d.text((gap + j * (cell_w + gap) + 4, 6), title, fill="black", font=_font(14))
+    y = head
+    for row, height in zip(rows, heights):
+        for j, im in enumerate(row):
+            if im is not None:
+                img.paste(im, (gap + j * (cell_w + gap), y))
+        y += height + gap
+    if path.suffix == ".jpg":  # whole pictures: a JPEG is a fifth of the PNG's size
+        img.save(path, quality=90)
+    else:
+        img.save(path)
 
 
 def parse_runs(spec: str) -> list[tuple[str, float]]:
@@ -328,7 +362,7 @@ def main() -> None:
         help="run the classic baseline where it is not cached (~15 min a pair), use only cached ones, or skip it",
     )
     p.add_argument("--out", default="/tmp/stylecore-quality", help="where result PNGs go")
-    p.add_argument("--docs", action="store_true", help="write docs/frontier.png and docs/crops.png")
+    p.add_argument("--docs", action="store_true", help="write docs/frontier.png, docs/crops.png and docs/bench-gallery.jpg")
     p.add_argument("--budget-minutes", type=float, default=None, help="start no new stylecore run after this long")
     args = p.parse_args()
     pairs = PAIRS if args.pairs == "all" else [q for q in PAIRS if Path(q.photo).stem in args.pairs.split(",")]
@@ -403,7 +437,8 @@ def main() -> None:
     if args.docs:
         frontier(runs, REPO / "docs" / "frontier.png")
         crops(runs, args.size, REPO / "docs" / "crops.png")
-        print("wrote docs/frontier.png and docs/crops.png")
+        gallery(runs, args.size, REPO / "docs" / "bench-gallery.jpg")
+        print("wrote docs/frontier.png, docs/crops.png and docs/bench-gallery.jpg")
 
 
 if __name__ == "__main__":
