@@ -307,21 +307,12 @@ def _sheet(runs: list[Run], size: int, path: Path, cut) -> None:
     from PIL import ImageDraw
 
     pairs = list(dict.fromkeys(r.pair for r in runs))
+    images = {(r.pair, r.label): r.image for r in runs}
     columns = [c for c in COLUMNS if c[1] is None or any(r.label == c[1] for r in runs)]
-    rows = [
-        [
-            cut(
-                photo_at(pair.photo, size)
-                if label is None
-                else next(r.image for r in runs if r.pair == pair and r.label == label),
-                pair,
-            )
-            if label is None or any(r.pair == pair and r.label == label for r in runs)
-            else None
-            for _, label in columns
-        ]
-        for pair in pairs
-    ]
+    rows = []
+    for pair in pairs:
+        images[(pair, None)] = photo_at(pair.photo, size)
+        rows.append([cut(images[(pair, label)], pair) if (pair, label) in images else None for _, label in columns])
     head, gap = 28, 6
     cell_w = max(im.width for row in rows for im in row if im is not None)
     heights = [max(im.height for im in row if im is not None) for row in rows]
@@ -396,7 +387,7 @@ def main() -> None:
             runs.append(r)
             print(
                 f"[{pair_name(pair)}] {r.label:12s} content {r.content:.3f}  style {r.style:.3f}  {r.seconds:6.1f} s  "
-                f"{r.units:5.1f} units (1 unit = {unit:.2f} s)",
+                f"{r.units:5.1f} units (1 unit = {r.unit_cpu_seconds:.2f} CPU s)",
                 flush=True,
             )
     for pair in pairs if args.classic != "skip" else []:  # last: a classic run still filling the cache may finish meanwhile

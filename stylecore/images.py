@@ -136,8 +136,9 @@ def _from_pil(img: Image.Image, name: str, role: str) -> Picture:
 def _from_array(arr: np.ndarray, name: str, role: str) -> Picture:
     if arr.ndim == 2:
         arr = arr[..., None]
+    expected = "expected float32 HxWxC (or uint8, uint16) with C 1 to 4, values 0..1"
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
-        raise BadInput(f"{role}: array of shape {arr.shape} is not HxWxC with C in 1..4")
+        raise BadInput(f"{name}: {role} array is {arr.dtype} {arr.shape}; {expected}")
     _check_size(arr.shape[1], arr.shape[0], name, role)
     if arr.dtype == np.uint8:
         a, bits = arr.astype(np.float32) / 255.0, 8
@@ -148,7 +149,7 @@ def _from_array(arr: np.ndarray, name: str, role: str) -> Picture:
         a = np.nan_to_num(arr.astype(np.float32), nan=0.0)
         a = np.clip(a, 0.0, 1.0)
     else:
-        raise BadInput(f"{role}: array dtype {arr.dtype} unsupported; use uint8, uint16 or float in 0..1")
+        raise BadInput(f"{name}: {role} array is {arr.dtype} {arr.shape}; {expected}")
     c = a.shape[2]
     alpha = a[..., c - 1].copy() if c in (2, 4) else None
     color = a[..., : (1 if c <= 2 else 3)]

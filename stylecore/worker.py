@@ -27,7 +27,7 @@ import numpy as np
 
 from . import __version__
 from .atomic import write_atomic
-from .errors import BadInput, Cancelled, StylecoreError
+from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BadInput, Cancelled, StylecoreError
 from .progress import Progress
 from .result import check_output_path
 
@@ -41,7 +41,7 @@ EngineFactory = Callable[[str, str], Any]  # (device, precision) -> a loaded Sty
 class BadRequest(StylecoreError):
     """A request line that is not valid protocol: answered with an error event, and the worker keeps serving."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
 
 @dataclass(frozen=True)
@@ -94,25 +94,6 @@ def parse_request(obj: dict) -> Request:
         if every < 1:
             raise BadRequest("'images.every' must be 1 or more")
     return Request(rid, content, styles, output, dict(options), every, folder)
-
-
-def load_pixels(path: str, role: str, drop_alpha: bool) -> str | np.ndarray:
-    """An image path goes to the engine as is; a .npy (a GIMP layer) is checked here, so errors name the file."""
-    if not path.lower().endswith(".npy"):
-        return path
-    if not os.path.isfile(path):
-        raise BadInput(f"{path}: {role} file not found; check the path")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise BadInput(f"{path}: not a readable .npy array ({exc}); write float32 HxWxC with numpy.save") from exc
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or not np.issubdtype(arr.dtype, np.floating):
-        raise BadInput(f"{path}: {role} array is {arr.dtype} {arr.shape}; expected float32 HxWxC with C 1, 3 or 4")
-    if drop_alpha and arr.shape[2] == 4:  # a style layer's transparency says nothing about the painting
-        arr = arr[..., :3]
-    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
@@ -296,7 +277,7 @@ class Server:
             outcome = dict(
                 event="error",
                 kind="InternalError",
-                code=70,
+                code=EXIT_INTERNAL,
                 message=_one_line(f"internal error: {type(exc).__name__}: {exc}; the traceback is in the worker log"),
             )
         if writer:  # before the terminal event: a client that sees it may remove the folder
@@ -311,8 +292,6 @@ class Server:
         check_output_path(output, protect)
         if writer and not os.path.isdir(req.images_dir):
             raise BadInput(f"{req.images_dir}: the folder for intermediate images does not exist; create it first")
-        content = load_pixels(req.content, "content", drop_alpha=False)
-        styles = [(load_pixels(p, "style", drop_alpha=True), w) for p, w in req.styles]
         opts = dict(req.options)
         engine = self.engine(str(opts.pop("device", self.default_engine[0])), str(opts.pop("precision", self.default_engine[1])))
 
@@ -321,7 +300,7 @@ class Server:
                 writer.progress = p
             self.emit(id=req.id, event="progress", **p.to_dict())
 
-        result = engine.stylize(content, styles, progress=progress, cancel=cancel, on_image=writer, **opts)
+        result = engine.stylize(req.content, req.styles, progress=progress, cancel=cancel, on_image=writer, **opts)
         if cancel.is_set():  # a cancel that arrived after the last evaluation still wins: the client asked for no result
             raise Cancelled()
         result.save(output, protect=protect)  # .npy: float32 HxWx4 at full precision, alpha from the content
@@ -410,10 +389,10 @@ def main(argv: list[str]) -> int:
             id=None,
             event="error",
             kind="InternalError",
-            code=70,
+            code=EXIT_INTERNAL,
             message=_one_line(f"the engine failed to load: {type(exc).__name__}: {exc}; the traceback is in the worker log"),
         )
-        return 70
+        return EXIT_INTERNAL
     emit(
         event="ready",
         protocol=PROTOCOL,
@@ -428,5 +407,5 @@ def main(argv: list[str]) -> int:
     try:
         server.serve()
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     return 0

@@ -69,20 +69,23 @@ def test_cancel_from_another_thread_stops_the_run_promptly_and_the_next_run_work
 
 
 def test_runs_from_two_threads_take_turns(random_engine_session, quick):
-    stylizer, results, errors = random_engine_session, [], []
+    stylizer, results, errors, order = random_engine_session, [], [], []
 
-    def run(seed):
+    def run(tag, seed):
         try:
-            results.append(stylizer.stylize(gradient_image(40, 30), STYLE, preset=quick, seed=seed).rgb)
+            out = stylizer.stylize(gradient_image(40, 30), STYLE, preset=quick, seed=seed, progress=lambda p: order.append(tag))
+            results.append(out.rgb)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(s,)) for s in (1, 1)]
+    threads = [threading.Thread(target=run, args=(tag, 1)) for tag in "ab"]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
     assert not errors and len(results) == 2 and np.array_equal(results[0], results[1])
+    switches = sum(1 for x, y in zip(order, order[1:]) if x != y)
+    assert set(order) == {"a", "b"} and switches == 1, order  # one run after the other, never interleaved
 
 
 def test_no_global_state_changes(quick):

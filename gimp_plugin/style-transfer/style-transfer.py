@@ -269,7 +269,9 @@ def _dialog(procedure, config, drawables):
     pane = preview.PreviewPane(row, config, shared_worker, lambda: _preview_pixels(drawables), _preview_request(config))
     dialog.fill(["main-row"])
     ok = dialog.run()
-    pane.stop()  # the final run reuses the warm worker (shared_worker), with no preview left running in it
+    if ok:  # the final run reuses the warm worker (shared_worker), with no preview left running in it
+        pane.stop()
+    # On Cancel nothing waits for the preview: the plug-in exits, and the worker with it (stdin EOF, guard process).
     dialog.destroy()
     return ok
 
