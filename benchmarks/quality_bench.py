@@ -159,8 +159,7 @@ def stylecore_run(pair: Pair, size: int, preset: str, strength: float, unit_seco
     t, cpu = time.perf_counter(), time.process_time()
     out = stylecore.stylize(photo, BENCH / pair.painting, preset=preset, strength=strength, device="cpu")
     seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
-    image = out.to_pil() if hasattr(out, "to_pil") else out  # StyledImage (new API) or PIL (old)
-    return Run(pair, f"{preset} {strength:g}", image.convert("RGB"), seconds, unit_seconds, cpu, unit_cpu)
+    return Run(pair, f"{preset} {strength:g}", out.to_pil().convert("RGB"), seconds, unit_seconds, cpu, unit_cpu)
 
 
 def judged(run: Run, size: int) -> Run:
@@ -396,10 +395,6 @@ def main() -> None:
             continue
         image, rec = classic(pair, args.size)
         unit_seconds, note = rec["unit_seconds"], " (cached)" if rec["reused"] else ""
-        if rec.get("cpu_seconds") is None:
-            # An old record without CPU time: its wall-clock ratio mixes loads, so count work instead. Each classic
-            # evaluation is one full-size forward + input gradient, i.e. one bare pass by definition.
-            unit_seconds, note = rec["seconds"] / rec["evals"], note + " (units = evaluations)"
         r = judged(
             Run(
                 pair,
