@@ -13,6 +13,7 @@ import math
 import numbers
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Union
@@ -83,7 +84,7 @@ class Option:
 
     name: str  # the API keyword and the request's JSON key
     kind: type  # bool, int, float or str
-    default: Value
+    default: Any  # of type `kind`, or None where nullable
     help: str
     minimum: float | None = None
     maximum: float | None = None
@@ -234,15 +235,25 @@ def _field(obj: Mapping, name: str, kind: type, what: str) -> Any:
     return value
 
 
-def _path(obj: Mapping, name: str, what: str) -> str:
-    """A path field the file system can take: a non-empty string without NUL bytes or lone surrogates."""
-    value = _field(obj, name, str, what)
-    if not value or "\x00" in value:
-        raise BadRequest(f"'{name}' must be {what}, not empty and without NUL characters")
+def path_problem(path: str) -> str | None:
+    """Why no file system can take `path` (empty, a NUL character, a lone surrogate), or None."""
+    if not path:
+        return "is empty"
+    if "\x00" in path:
+        return f"holds a NUL character ({path!a})"
     try:
-        os.fsencode(value)
+        os.fsencode(path)
     except UnicodeError:
-        raise BadRequest(f"'{name}' holds characters no file name can hold ({value!a}); send the path as UTF-8") from None
+        return f"holds characters no file name can hold ({path!a})"
+    return None
+
+
+def _path(obj: Mapping, name: str, what: str) -> str:
+    """A path field the file system can take."""
+    value = _field(obj, name, str, what)
+    why = path_problem(value)
+    if why:
+        raise BadRequest(f"'{name}' {why}; it must be {what}, sent as UTF-8")
     return value
 
 
@@ -304,6 +315,11 @@ def stylize_request(
 
 def cancel_request(id: str) -> dict[str, Any]:
     return {"op": "cancel", "id": id}
+
+
+def parse_cancel(obj: Mapping) -> str:
+    """The id a cancel request names."""
+    return str(_field(obj, "id", str, "the id of the request to cancel"))
 
 
 # --- JSON lines, with optional raw payloads -----------------------------------------------------------
@@ -441,6 +457,16 @@ def write_message(stream: IO[bytes] | IO[str], obj: Mapping[str, Any], payload: 
         written = target.write(view)
         view = view[len(view) if written is None else written :]
     target.flush()
+
+
+def claim_stdout() -> IO[bytes]:
+    """The real stdout, for messages only; fd 1 and sys.stdout then point at stderr, so a stray print lands in the log.
+
+    Unbuffered: each message is one write, and nothing is left to flush (and fail) at exit if the reader has gone."""
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return out
 
 
 def _plain(value: Any) -> Any:

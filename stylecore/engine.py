@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import color, images, resize, scales
+from . import color, contract, images, resize, scales
 from . import weights as weights_mod
 from .device import Runtime, runtime_for, tile_side
 from .errors import BadInput, OutOfMemory
@@ -33,7 +33,6 @@ from .scales import ImageCallback
 from .tiling import Features
 from .vgg import VGGFeatures, random_state
 
-MODELS = ("vgg16", "vgg19")
 ENGINE_KEYWORDS = ("device", "precision", "model", "weights", "random_weights")  # Stylizer's, for stylize()
 STYLE_CACHE_SIZE = 32  # Gram sets (about 2.4 MB each for VGG16) kept between runs
 
@@ -50,14 +49,14 @@ class Stylizer:
 
     def __init__(
         self,
-        device: str = "auto",
-        precision: str = "auto",
-        model: str = "vgg16",
+        device: str = contract.option("device").default,
+        precision: str = contract.option("precision").default,
+        model: str = contract.MODELS[0],
         weights: str | os.PathLike | None = None,
         random_weights: bool = False,
     ) -> None:
-        if model not in MODELS:
-            raise BadInput(f"model '{model}' unknown; use vgg16 or vgg19")
+        if model not in contract.MODELS:
+            raise BadInput(f"model '{model}' unknown; use {' or '.join(contract.MODELS)}")
         self.model = model
         self.runtime: Runtime = runtime_for(device, precision)
         self._state = random_state(model) if random_weights else weights_mod.load_weights(model, weights)
@@ -81,40 +80,23 @@ class Stylizer:
         content: images.ImageLike,
         style: StyleSpec,
         *,
-        strength: float = 70.0,
-        preserve_colors: bool = False,
-        style_scale: float = 1.0,
-        preset: str = "balanced",
-        working_size: int | None = None,
-        seed: int = 0,
-        seamless: bool = False,
         style_weights: Sequence[float] | None = None,
-        tv_weight: float | None = None,
-        pooling: str = "max",
         progress: ProgressCallback | None = None,
         cancel: CancelCheck = None,
         on_image: ImageCallback | None = None,
+        **options: Any,
     ) -> StyledImage:
         """Repaints `content` in the style of `style`; the result has exactly the content's size.
 
-        The keywords are those of StyleOptions (validated first, before any image is read), plus the
-        style blend weights and three callbacks: `progress` after every evaluation, `cancel` (an Event
-        or a callable) polled before every evaluation and tile, and `on_image` with the current state
-        (float32 HxWx3, colors put back, at the current scale's size) after every evaluation."""
-        options = StyleOptions(
-            strength=strength,
-            preserve_colors=preserve_colors,
-            style_scale=style_scale,
-            preset=preset,
-            working_size=working_size,
-            seed=seed,
-            seamless=seamless,
-            tv_weight=tv_weight,
-            pooling=pooling,
-        )
+        `options` are StyleOptions' fields (contract.RUN_OPTIONS: strength, preserve_colors, style_scale,
+        preset, working_size, seed, seamless, tv_weight, pooling), checked first, before any image is read.
+        The other keywords are the style blend weights and three callbacks: `progress` after every evaluation,
+        `cancel` (an Event or a callable) polled before every evaluation and tile, and `on_image` with the
+        current state (float32 HxWx3, colors put back, at the current scale's size) after every evaluation."""
+        checked = StyleOptions.from_keywords(options)
         sources, blend = style_sources(style, style_weights)
         report = scales.Reporter(progress, on_image, [cancel], time.perf_counter())
-        return self.run(content, list(zip(sources, blend)), options, report)
+        return self.run(content, list(zip(sources, blend)), checked, report)
 
     def run(
         self,
@@ -247,5 +229,6 @@ def stylize(content: images.ImageLike, style: StyleSpec, **keywords: Any) -> Sty
     `keywords` are those two signatures' keywords. A caller that runs more than once should keep a
     Stylizer: it loads the weights once and caches style statistics."""
     setup = {name: keywords.pop(name) for name in ENGINE_KEYWORDS if name in keywords}
-    StyleOptions(**{k: v for k, v in keywords.items() if k in StyleOptions.__dataclass_fields__})  # fail before loading
+    callbacks = ("style_weights", "progress", "cancel", "on_image")
+    StyleOptions.from_keywords({k: v for k, v in keywords.items() if k not in callbacks})  # fail before loading
     return Stylizer(**setup).stylize(content, style, **keywords)

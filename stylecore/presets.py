@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from . import contract
 from .errors import BadInput
 
 
@@ -35,6 +36,10 @@ PRESETS = {
     ),
     "best": Preset("best", working_size=None, min_size=128, coarse_evals=100, fine_evals=10, decay=1.1, refine_evals=6),
 }
+
+
+if tuple(PRESETS) != tuple(name for name, _ in contract.PRESETS):
+    raise ImportError(f"presets.PRESETS {tuple(PRESETS)} differ from contract.PRESETS: the front ends would offer others")
 
 
 def get_preset(name: str) -> Preset:

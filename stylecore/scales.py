@@ -40,7 +40,7 @@ class Scale:
 
 
 def grid_for(width: int, height: int, side: int, wrap: bool = False) -> Grid | None:
-    return make_grid(height, width, side, HALO, ALIGN, wrap) if height * width > side * side else None
+    return make_grid(width, height, side, HALO, ALIGN, wrap) if height * width > side * side else None
 
 
 def plan(size: tuple[int, int], options: StyleOptions, tile_side: int) -> list[Scale]:

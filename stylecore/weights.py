@@ -155,10 +155,15 @@ def arch_of(state: StateDict) -> str:
 
 def save_cache(state: StateDict, path: Path) -> Path:
     """Writes the features-only file and its digest, each atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     digest = tensor_digest(state)
-    write_atomic(path, lambda fh: np.savez(fh, **state))  # type: ignore[arg-type]  # numpy's stub misreads **arrays
-    write_atomic(path.with_suffix(".sha256"), lambda fh: _write_line(fh, digest))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda fh: np.savez(fh, **state))  # type: ignore[arg-type]  # numpy's stub misreads **arrays
+        write_atomic(path.with_suffix(".sha256"), lambda fh: _write_line(fh, digest))
+    except OSError as exc:  # e.g. a folder where the checksum file goes, a read-only cache
+        raise WeightsUnavailable(
+            f"{exc.filename2 or exc.filename or path}: cannot write the weights cache ({exc.strerror or exc}); fix that path or set STYLECORE_CACHE"
+        ) from exc
     return path
 
 
@@ -188,11 +193,24 @@ def load_cache(arch: str = "vgg16") -> StateDict | None:
     path = cache_path(arch)
     if not path.exists():
         return None
-    side = path.with_suffix(".sha256")
-    expected = side.read_text().strip() if side.exists() else None
+    expected = _expected_digest(path.with_suffix(".sha256"))
     state = load_npz(path)
     verify_state(state, path, expected)
     return state
+
+
+def _expected_digest(side: Path) -> str | None:
+    """The digest the cache's checksum file records; a checksum file that is no such line is named, not trusted."""
+    if not side.exists():
+        return None
+    fix = f"remove {side} and run 'stylecore weights fetch --force'"
+    try:
+        text = side.read_bytes().decode("ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WeightsUnavailable(f"{side}: unreadable checksum file ({getattr(exc, 'strerror', None) or exc}); {fix}") from exc
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise WeightsUnavailable(f"{side}: not a sha256 checksum file; {fix}")
+    return text
 
 
 def load_file(path: Path) -> StateDict:

@@ -96,7 +96,7 @@ def test_every_option_accepts_its_default_and_the_devices_offered():
 @pytest.mark.parametrize(
     "change,words",
     [
-        ({"content": "/t/c\x00.npy"}, "'content' must be"),
+        ({"content": "/t/c\x00.npy"}, "'content' holds a NUL character"),
         ({"output": "/t/\ud800.npy"}, "'output' holds characters no file name can hold"),
         ({"styles": [{"path": "/s/\udfff"}]}, "'path' holds characters"),
         ({"styles": [{"path": "/s/a.jpg", "weight": True}]}, "style weight True"),
