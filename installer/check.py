@@ -46,7 +46,7 @@ def probe_worker(config: hostenv.WorkerConfig, in_sandbox: bool, guard: Path) ->
         timer.start()
         try:
             assert proc.stdout is not None and proc.stdin is not None
-            message = contract.MessageReader(proc.stdout).read()
+            message = contract.MessageReader(proc.stdout, skip_junk=True).read()
             proc.stdin.close()
             proc.wait()
         finally:

@@ -19,7 +19,10 @@ def venv_python(venv: Path) -> Path:
 
 
 def python_has(python: Path, module: str) -> bool:
-    return common.run([python, "-c", f"import {module}"], capture_output=True, env=clean_env()).returncode == 0
+    try:
+        return common.run([python, "-c", f"import {module}"], capture_output=True, env=clean_env()).returncode == 0
+    except OSError:  # no such interpreter, or not executable
+        return False
 
 
 def pip_install(python: Path, *argv: object) -> list[object]:
