@@ -78,7 +78,7 @@ def read_config(path: str | os.PathLike[str]) -> WorkerConfig:
         raise ConfigError(f"{path} is unreadable ({exc.__class__.__name__}); run: {DEFAULT_REPAIR}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} is damaged (not a JSON object); run: {DEFAULT_REPAIR}")
-    repair = raw.get("repair") if isinstance(raw.get("repair"), str) and raw.get("repair") else DEFAULT_REPAIR
+    repair = str(raw["repair"]) if isinstance(raw.get("repair"), str) and raw["repair"] else DEFAULT_REPAIR
     python = raw.get("python")
     if not isinstance(python, str) or not python:
         raise ConfigError(f"{path} names no worker Python; run: {repair}")
@@ -156,7 +156,7 @@ def spawn_worker(
     if launcher:  # the launcher names the interpreter, and stands between us and the guard
         command = [*launcher, *command[1:]]
     kw: dict[str, object] = {"creationflags": CREATE_NO_WINDOW} if os.name == "nt" else {}
-    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+    return subprocess.Popen(  # type: ignore[call-overload]
         command,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -165,7 +165,11 @@ for w, hh in [(1, 1), (8, 8), (2, 300)]:
         if status == SUCCESS:
             assert len(layers) == 2 and (layers[0]["w"], layers[0]["h"]) == (w, hh), (size, layers)
         else:
-            assert status in (ERROR, CALLING_ERROR) and message and "\n" not in message.strip() and len(layers) == 1, (size, status, message)
+            assert status in (ERROR, CALLING_ERROR) and message and "\n" not in message.strip() and len(layers) == 1, (
+                size,
+                status,
+                message,
+            )
 
     status, message = r["indexed_run"]
     assert status == CALLING_ERROR and "indexed" in message and "\n" not in message.strip(), r["indexed_run"]

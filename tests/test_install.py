@@ -168,7 +168,9 @@ def test_repair_command_is_quoted_and_keeps_the_options_that_matter(tmp_path):
 def installed(tmp_path: Path, cfg: dict) -> discovery.Target:
     target = discovery.Target(tmp_path / "GIMP/3.0", cfg.get("layout", "native"), "test")
     plugin.write_plugin(
-        target, dataclasses.replace(plugin.worker_config(Path("x"), "3.11", "native", "python3 /r/install.py"), **cfg), vendor=False
+        target,
+        dataclasses.replace(plugin.worker_config(Path("x"), "3.11", "native", "python3 /r/install.py"), **cfg),
+        vendor=False,
     )
     return target
 
