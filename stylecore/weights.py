@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from . import hostenv
 from .atomic import write_atomic
 from .errors import WeightsUnavailable
 
@@ -42,10 +43,7 @@ MANUAL_HINT = (
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("STYLECORE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "stylecore"
-    )
-    return Path(root)
+    return hostenv.stylecore_cache()
 
 
 def cache_path(arch: str = "vgg16") -> Path:
