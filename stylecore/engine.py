@@ -15,23 +15,27 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from . import color, images, resize, scales
+from . import color, images, instant_weights, resize, scales
 from . import weights as weights_mod
 from .device import Runtime, runtime_for, tile_side
 from .errors import BadInput, OutOfMemory
 from .losses import blend_grams
 from .objective import LAYERS, painting_grams
 from .options import StyleOptions, StyleSpec, style_sources
+from .presets import get_preset
 from .progress import CancelCheck, ProgressCallback
 from .result import StyledImage
 from .scales import ImageCallback
 from .tiling import Features
 from .vgg import VGGFeatures, random_state
+
+if TYPE_CHECKING:
+    from .instant import InstantNetwork
 
 MODELS = ("vgg16", "vgg19")
 ENGINE_KEYWORDS = ("device", "precision", "model", "weights", "random_weights")  # Stylizer's, for stylize()
@@ -66,6 +70,7 @@ class Stylizer:
         self.style_cache_hits = 0
         self._run_lock = threading.Lock()
         self._running: threading.Event | None = None
+        self._instant: InstantNetwork | None = None  # the instant preset's sessions, made on its first run
         self._network("max", False)  # the default network, built now so the first run pays nothing
 
     # --- public ---------------------------------------------------------------------------
@@ -124,12 +129,18 @@ class Stylizer:
         report: scales.Reporter,
     ) -> StyledImage:
         """`stylize` with its options already bundled: (image, blend weight) pairs, StyleOptions, a Reporter."""
+        instant = get_preset(options.preset).feed_forward
+        if instant:
+            instant_weights.verify()  # missing networks: one line with the repair, before any image is read
         src = images.load(content, "content image")
         paintings = [(images.load(s, "style image"), w) for s, w in styles]
         if options.strength == 0:
             return StyledImage(src.rgb, src.alpha, src.bits)
         with self._run_lock, self._cancellable(report), self._device_settings():
-            rgb = self._optimize(src, paintings, options, report)
+            if instant:
+                rgb = self._instant_network().stylize(src, paintings, options, report)
+            else:
+                rgb = self._optimize(src, paintings, options, report)
         return StyledImage(rgb, src.alpha, src.bits)
 
     # --- internals ------------------------------------------------------------------------
@@ -148,6 +159,13 @@ class Stylizer:
         if self.runtime.device.type == "cuda":
             return torch.backends.cudnn.flags(enabled=True, benchmark=True)
         return contextlib.nullcontext()
+
+    def _instant_network(self) -> InstantNetwork:
+        if self._instant is None:
+            from .instant import InstantNetwork
+
+            self._instant = InstantNetwork(instant_weights.verify())
+        return self._instant
 
     def _network(self, pooling: str, seamless: bool) -> VGGFeatures:
         key = (pooling, seamless)
