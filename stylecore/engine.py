@@ -265,5 +265,7 @@ def stylize(content: images.ImageLike, style: StyleSpec, **keywords: Any) -> Sty
     `keywords` are those two signatures' keywords. A caller that runs more than once should keep a
     Stylizer: it loads the weights once and caches style statistics."""
     setup = {name: keywords.pop(name) for name in ENGINE_KEYWORDS if name in keywords}
-    StyleOptions(**{k: v for k, v in keywords.items() if k in StyleOptions.__dataclass_fields__})  # fail before loading
+    options = StyleOptions(**{k: v for k, v in keywords.items() if k in StyleOptions.__dataclass_fields__})  # fail before loading
+    if get_preset(options.preset).feed_forward:
+        instant_weights.verify()
     return Stylizer(**setup).stylize(content, style, **keywords)

@@ -4,7 +4,7 @@ A predictor turns a 256x256 view of each painting into 100 style numbers; a tran
 paints the photo with them, at the layer's own size. Strength blends the paintings' numbers with
 the photo's own, several paintings blend by their weights. Layers bigger than one tile are painted
 tile by tile, with a halo wider than the network's reach and the style-normalisation moments of
-the whole picture (measured on it shrunk to one tile), so memory stays bounded and tiles meet
+the whole picture (measured on it shrunk to 1024 px), so memory stays bounded and tiles meet
 without a seam. The runtime is onnxruntime; it is imported only when this preset runs.
 """
 
@@ -30,6 +30,7 @@ ALIGN = 4  # the transform halves the picture twice and doubles it back: sides m
 MIN_SIDE = 32  # smaller layers are mirrored out to this (its reflection pads need room) and cropped back
 HALO = 64  # pixels of context around a tile: wider than the transform's receptive field (about 60)
 TILE = 1024  # core side of a tile; a layer that fits in (TILE + 2 * HALO)^2 pixels is painted in one pass
+MOMENTS_SIDE = 1024  # long side at most of the shrunk whole picture whose normalisation moments the tiles share
 STYLE_SIDE = 256  # the predictor's input
 STRENGTH_CURVE = 0.75  # strength s fades the photo into the picture by s ** 0.75: even steps in picture distance
 
@@ -182,9 +183,9 @@ def _crop(work: np.ndarray, tile: Tile, grid: Grid) -> tuple[np.ndarray, tuple[i
 
 
 def _shrunk(work: np.ndarray, wrap: bool) -> np.ndarray:
-    """The whole picture at one tile's size, where its normalisation moments are measured."""
+    """The whole picture at MOMENTS_SIDE at most, where its normalisation moments are measured."""
     height, width = work.shape[:2]
-    w, h = resize.fit((width, height), TILE, MIN_SIDE, ALIGN)
+    w, h = resize.fit((width, height), min(MOMENTS_SIDE, max(width, height)), MIN_SIDE, ALIGN)
     small = _to_numpy(resize.bicubic(_to_tensor(work), w, h, wrap=wrap))
     if wrap:
         small = np.pad(small, ((HALO, HALO), (HALO, HALO), (0, 0)), mode="wrap")

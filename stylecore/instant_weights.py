@@ -27,7 +27,7 @@ FILES = {
     "arbitrary_predict.onnx": "d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d",
     "arbitrary_transform.onnx": "866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd",
 }
-REPAIR = "run 'stylecore weights fetch' (or 'python3 install.py')"
+REPAIR = "run 'stylecore weights fetch{}' (or 'python3 install.py')"
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,12 @@ def verify() -> InstantFiles:
     for name, expected in FILES.items():
         path = folder() / name
         if not path.is_file():
-            raise WeightsUnavailable(f"the instant network {path} is missing; {REPAIR}")
+            raise WeightsUnavailable(f"the instant network {path} is missing; {REPAIR.format('')}")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != expected:
-            raise WeightsUnavailable(f"the instant network {path} does not verify (sha256 {digest[:12]}…); {REPAIR} --force")
+            raise WeightsUnavailable(
+                f"the instant network {path} does not verify (sha256 {digest[:12]}…); {REPAIR.format(' --force')}"
+            )
     return paths()
 
 
