@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -127,10 +128,14 @@ class Stylizer:
         styles: Sequence[tuple[images.ImageLike, float]],
         options: StyleOptions,
         report: scales.Reporter,
+        init: str = "photo",
     ) -> StyledImage:
-        """`stylize` with its options already bundled: (image, blend weight) pairs, StyleOptions, a Reporter."""
+        """`stylize` with its options already bundled: (image, blend weight) pairs, StyleOptions, a Reporter.
+
+        init "instant" (internal, measured for issue 16, not a default) starts the optimisation from the
+        instant preset's picture instead of from the photo."""
         instant = get_preset(options.preset).feed_forward
-        if instant:
+        if instant or init == "instant":
             instant_weights.verify()  # missing networks: one line with the repair, before any image is read
         src = images.load(content, "content image")
         paintings = [(images.load(s, "style image"), w) for s, w in styles]
@@ -140,7 +145,7 @@ class Stylizer:
             if instant:
                 rgb = self._instant_network().stylize(src, paintings, options, report)
             else:
-                rgb = self._optimize(src, paintings, options, report)
+                rgb = self._optimize(src, paintings, options, report, init)
         return StyledImage(rgb, src.alpha, src.bits)
 
     # --- internals ------------------------------------------------------------------------
@@ -188,7 +193,12 @@ class Stylizer:
         return features
 
     def _optimize(
-        self, src: images.Picture, paintings: list[tuple[images.Picture, float]], options: StyleOptions, report: scales.Reporter
+        self,
+        src: images.Picture,
+        paintings: list[tuple[images.Picture, float]],
+        options: StyleOptions,
+        report: scales.Reporter,
+        init: str = "photo",
     ) -> np.ndarray:
         side = tile_side(self.runtime)
         plan = scales.plan(src.size, options, side)
@@ -196,7 +206,8 @@ class Stylizer:
         content = scales.Content.prepare(content_rgb, options)
         features = self._features(options)
         style_grams = self._style_grams(paintings, content_rgb, options, features, report)
-        job = scales.Job(options, content, style_grams, features, plan)
+        start = self._instant_start(src, paintings, options, plan[-1], report) if init == "instant" else None
+        job = scales.Job(options, content, style_grams, features, plan, start)
         try:
             image = scales.run(job, report)
         except torch.OutOfMemoryError as exc:
@@ -208,6 +219,24 @@ class Stylizer:
         out = scales.to_numpy(resize.bicubic(image, width, height, wrap=options.seamless))
         report.finish(plan, src.size)
         return out
+
+    def _instant_start(
+        self,
+        src: images.Picture,
+        paintings: list[tuple[images.Picture, float]],
+        options: StyleOptions,
+        finest: scales.Scale,
+        report: scales.Reporter,
+    ) -> torch.Tensor:
+        """The instant picture at the finest scale's size (its strokes shrink with the picture to the coarsest scale),
+        in the optimiser's space: luminance with preserve-colors."""
+        small = images.Picture(
+            scales.to_numpy(resize.bicubic(self._tensor(src.rgb), finest.width, finest.height, options.seamless)), None
+        )
+        quiet = scales.Reporter(None, None, report.cancel, report.started)
+        rgb = self._instant_network().stylize(small, paintings, replace(options, preset="instant"), quiet)
+        start = self._tensor(rgb)
+        return scales.Content.prepare(start, replace(options, seamless=False)).work
 
     def _tensor(self, rgb: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.runtime.device)

@@ -63,7 +63,7 @@ def dequantized(model: ModelProto) -> ModelProto:
     """The model in float32: int8 weights dequantised once, every activation quantize/dequantize dropped.
 
     The int8 activations make the output jump at the level of invisible input changes (a 1e-4
-    perturbation moves it by 0.036 on average); without them the network is smooth, so tiles
+    perturbation of a resized photo moves it by 0.036 on average); without them the network is smooth, so tiles
     painted apart agree with the whole picture, and it runs faster on CPUs."""
     import onnx
     from onnx import numpy_helper

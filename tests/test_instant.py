@@ -95,7 +95,7 @@ def test_a_wheel_that_is_not_the_published_one_is_refused(tmp_path):
 @real
 def test_output_matches_the_reference_runtime_on_the_original_graph(engine):
     """Tolerance: mean 0.05, 99th percentile 0.25 (of 1). The published graph quantises its activations
-    to int8, so its own output moves by about 0.036 on average when the input moves by an invisible 1e-4;
+    to int8, so its own output moves by about 0.036 on average when a resized photo moves by an invisible 1e-4;
     stylecore runs it in float32 (instant_graph.dequantized), which lands within that spread."""
     import onnxruntime as ort
 
