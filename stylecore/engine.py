@@ -9,7 +9,6 @@ switched on only for the duration of a run on a CUDA device.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 import time
@@ -41,10 +40,6 @@ if TYPE_CHECKING:
 MODELS = ("vgg16", "vgg19")
 ENGINE_KEYWORDS = ("device", "precision", "model", "weights", "random_weights")  # Stylizer's, for stylize()
 STYLE_CACHE_SIZE = 32  # Gram sets (about 2.4 MB each for VGG16) kept between runs
-
-
-def _digest(array: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(array).data, digest_size=16).digest()
 
 
 class Stylizer:
@@ -260,7 +255,7 @@ class Stylizer:
             tensors.append(painting)
             keys.append(
                 (
-                    _digest(picture.rgb),
+                    images.digest(picture.rgb),
                     None if grey is None else (float(grey.mean()), float(grey.std())),
                     options.pooling,
                     options.seamless,

@@ -11,6 +11,7 @@ without a seam. The runtime is onnxruntime; it is imported only when this preset
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ HALO = 64  # pixels of context around a tile: wider than the transform's recepti
 TILE = 1024  # core side of a tile; a layer that fits in (TILE + 2 * HALO)^2 pixels is painted in one pass
 MOMENTS_SIDE = 1024  # long side at most of the shrunk whole picture whose normalisation moments the tiles share
 STYLE_SIDE = 256  # the predictor's input
+NUMBERS_CACHE_SIZE = 64  # style numbers (paintings and photos) kept between runs: a preview repeats both
 STRENGTH_CURVE = 0.75  # strength s fades the photo into the picture by s ** 0.75: even steps in picture distance
 
 
@@ -69,15 +71,24 @@ class InstantNetwork:
         self._make_stats = lambda: session(graph.stats(transform))
         self._make_tiled = lambda: session(graph.tiled(transform))
         self._stats_session: Any = None
+        self._numbers: OrderedDict[tuple[object, ...], np.ndarray] = OrderedDict()
         self._tiled_session: Any = None
 
     # --- the two networks ------------------------------------------------------------------
 
     def style_numbers(self, rgb: np.ndarray, scale: float = 1.0) -> np.ndarray:
-        """1x1x1x100 style numbers of a picture's central square, `scale` times zoomed in."""
-        view = _square_view(rgb, scale)
-        name = self._predict.get_inputs()[0].name
-        return np.asarray(self._predict.run(None, {name: view[None]})[0], np.float32)
+        """1x1x1x100 style numbers of a picture's central square, `scale` times zoomed in; cached across runs."""
+        key = (images.digest(rgb), rgb.shape, scale)
+        numbers = self._numbers.get(key)
+        if numbers is None:
+            view = _square_view(rgb, scale)
+            name = self._predict.get_inputs()[0].name
+            numbers = np.asarray(self._predict.run(None, {name: view[None]})[0], np.float32)
+            self._numbers[key] = numbers
+            while len(self._numbers) > NUMBERS_CACHE_SIZE:
+                self._numbers.popitem(last=False)
+        self._numbers.move_to_end(key)
+        return numbers
 
     def whole(self, rgb: np.ndarray, numbers: np.ndarray) -> np.ndarray:
         """The transform on one HxWx3 array (sides multiples of ALIGN) in one pass."""
