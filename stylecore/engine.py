@@ -9,36 +9,36 @@ switched on only for the duration of a run on a CUDA device.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from . import color, contract, images, resize, scales
+from . import color, contract, images, instant_weights, resize, scales
 from . import weights as weights_mod
 from .device import Runtime, runtime_for, tile_side
 from .errors import BadInput, OutOfMemory
 from .losses import blend_grams
 from .objective import LAYERS, painting_grams
 from .options import StyleOptions, StyleSpec, style_sources
+from .presets import get_preset
 from .progress import CancelCheck, ProgressCallback
 from .result import StyledImage
 from .scales import ImageCallback
 from .tiling import Features
 from .vgg import VGGFeatures, random_state
 
+if TYPE_CHECKING:
+    from .instant import InstantNetwork
+
 ENGINE_KEYWORDS = ("device", "precision", "model", "weights", "random_weights")  # Stylizer's, for stylize()
 STYLE_CACHE_SIZE = 32  # Gram sets (about 2.4 MB each for VGG16) kept between runs
-
-
-def _digest(array: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(array).data, digest_size=16).digest()
 
 
 class Stylizer:
@@ -65,6 +65,7 @@ class Stylizer:
         self.style_cache_hits = 0
         self._run_lock = threading.Lock()
         self._running: threading.Event | None = None
+        self._instant: InstantNetwork | None = None  # the instant preset's sessions, made on its first run
         self._network("max", False)  # the default network, built now so the first run pays nothing
 
     # --- public ---------------------------------------------------------------------------
@@ -104,14 +105,24 @@ class Stylizer:
         styles: Sequence[tuple[images.ImageLike, float]],
         options: StyleOptions,
         report: scales.Reporter,
+        init: str = "photo",
     ) -> StyledImage:
-        """`stylize` with its options already bundled: (image, blend weight) pairs, StyleOptions, a Reporter."""
+        """`stylize` with its options already bundled: (image, blend weight) pairs, StyleOptions, a Reporter.
+
+        init "instant" (internal, measured, not a default) starts the optimisation from the
+        instant preset's picture instead of from the photo."""
+        instant = get_preset(options.preset).feed_forward
+        if instant or init == "instant":
+            instant_weights.verify()  # missing networks: one line with the repair, before any image is read
         src = images.load(content, "content image")
         paintings = [(images.load(s, "style image"), w) for s, w in styles]
         if options.strength == 0:
             return StyledImage(src.rgb, src.alpha, src.bits)
         with self._run_lock, self._cancellable(report), self._device_settings():
-            rgb = self._optimize(src, paintings, options, report)
+            if instant:
+                rgb = self._instant_network().stylize(src, paintings, options, report)
+            else:
+                rgb = self._optimize(src, paintings, options, report, init)
         return StyledImage(rgb, src.alpha, src.bits)
 
     # --- internals ------------------------------------------------------------------------
@@ -130,6 +141,13 @@ class Stylizer:
         if self.runtime.device.type == "cuda":
             return torch.backends.cudnn.flags(enabled=True, benchmark=True)
         return contextlib.nullcontext()
+
+    def _instant_network(self) -> InstantNetwork:
+        if self._instant is None:
+            from .instant import InstantNetwork
+
+            self._instant = InstantNetwork(instant_weights.verify())
+        return self._instant
 
     def _network(self, pooling: str, seamless: bool) -> VGGFeatures:
         key = (pooling, seamless)
@@ -152,7 +170,12 @@ class Stylizer:
         return features
 
     def _optimize(
-        self, src: images.Picture, paintings: list[tuple[images.Picture, float]], options: StyleOptions, report: scales.Reporter
+        self,
+        src: images.Picture,
+        paintings: list[tuple[images.Picture, float]],
+        options: StyleOptions,
+        report: scales.Reporter,
+        init: str = "photo",
     ) -> np.ndarray:
         side = tile_side(self.runtime)
         plan = scales.plan(src.size, options, side)
@@ -160,7 +183,8 @@ class Stylizer:
         content = scales.Content.prepare(content_rgb, options)
         features = self._features(options)
         style_grams = self._style_grams(paintings, content_rgb, options, features, report)
-        job = scales.Job(options, content, style_grams, features, plan)
+        start = self._instant_start(src, paintings, options, plan[-1], report) if init == "instant" else None
+        job = scales.Job(options, content, style_grams, features, plan, start)
         try:
             image = scales.run(job, report)
         except torch.OutOfMemoryError as exc:
@@ -172,6 +196,24 @@ class Stylizer:
         out = scales.to_numpy(resize.bicubic(image, width, height, wrap=options.seamless))
         report.finish(plan, src.size)
         return out
+
+    def _instant_start(
+        self,
+        src: images.Picture,
+        paintings: list[tuple[images.Picture, float]],
+        options: StyleOptions,
+        finest: scales.Scale,
+        report: scales.Reporter,
+    ) -> torch.Tensor:
+        """The instant picture at the finest scale's size (its strokes shrink with the picture to the coarsest scale),
+        in the optimiser's space: luminance with preserve-colors."""
+        small = images.Picture(
+            scales.to_numpy(resize.bicubic(self._tensor(src.rgb), finest.width, finest.height, options.seamless)), None
+        )
+        quiet = scales.Reporter(None, None, report.cancel, report.started)
+        rgb = self._instant_network().stylize(small, paintings, replace(options, preset="instant"), quiet)
+        start = self._tensor(rgb)
+        return scales.Content.prepare(start, replace(options, seamless=False)).work
 
     def _tensor(self, rgb: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.runtime.device)
@@ -195,7 +237,7 @@ class Stylizer:
             tensors.append(painting)
             keys.append(
                 (
-                    _digest(picture.rgb),
+                    images.digest(picture.rgb),
                     None if grey is None else (float(grey.mean()), float(grey.std())),
                     options.pooling,
                     options.seamless,
@@ -230,5 +272,7 @@ def stylize(content: images.ImageLike, style: StyleSpec, **keywords: Any) -> Sty
     Stylizer: it loads the weights once and caches style statistics."""
     setup = {name: keywords.pop(name) for name in ENGINE_KEYWORDS if name in keywords}
     callbacks = ("style_weights", "progress", "cancel", "on_image")
-    StyleOptions.from_keywords({k: v for k, v in keywords.items() if k not in callbacks})  # fail before loading
+    options = StyleOptions.from_keywords({k: v for k, v in keywords.items() if k not in callbacks})  # fail before loading
+    if get_preset(options.preset).feed_forward:
+        instant_weights.verify()
     return Stylizer(**setup).stylize(content, style, **keywords)

@@ -7,6 +7,7 @@ input's own precision (a 16-bit file stays 16-bit; nothing is rounded to 8 bits)
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import warnings
@@ -37,6 +38,11 @@ class Picture:
     def size(self) -> tuple[int, int]:
         """(width, height), as everywhere in stylecore."""
         return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def digest(array: np.ndarray) -> bytes:
+    """A fingerprint of a picture's pixels, for caches of what is computed from them."""
+    return hashlib.blake2b(np.ascontiguousarray(array).data, digest_size=16).digest()
 
 
 def describe(source: ImageLike) -> str:

@@ -27,9 +27,11 @@ class Preset:
     base_size: int = 1024  # long side up to which the scales follow the decay
     refine_evals: int = 4  # evaluations at each doubling above base_size
     final_evals: int = 0  # the finest scale up to base_size gets at least this many at 512 px, fewer per pixel above
+    feed_forward: bool = False  # painted in one pass by the instant network (instant.py): no evaluations at all
 
 
 PRESETS = {
+    "instant": Preset("instant", working_size=None, min_size=0, coarse_evals=0, fine_evals=0, decay=0.0, feed_forward=True),
     "draft": Preset("draft", working_size=256, min_size=128, coarse_evals=32, fine_evals=6, decay=2.4, scale_step=2.0),
     "balanced": Preset(
         "balanced", working_size=2048, min_size=128, coarse_evals=60, fine_evals=6, decay=1.45, scale_step=2.0, final_evals=24
