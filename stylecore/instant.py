@@ -156,7 +156,7 @@ class InstantNetwork:
             work = _to_numpy(resize.bicubic(t, w4, h4, wrap=True))
         else:
             work = _mirror_pad(rgb, _aligned(max(width, MIN_SIDE)), _aligned(max(height, MIN_SIDE)))
-        grid = _grid(work.shape[0], work.shape[1], options.seamless)
+        grid = _grid(work.shape[1], work.shape[0], options.seamless)
         out = np.empty_like(work)
         moments = None if len(grid.tiles) == 1 else self.moments(_shrunk(work, options.seamless), numbers)
         started = time.perf_counter()
@@ -174,12 +174,12 @@ class InstantNetwork:
         return out[:height, :width]
 
 
-def _grid(height: int, width: int, wrap: bool) -> Grid:
+def _grid(width: int, height: int, wrap: bool) -> Grid:
     """One tile when the layer fits in a tile with its halo, else tiles of about TILE pixels."""
     extra = 2 * HALO if wrap else 0
     if (height + extra) * (width + extra) <= (TILE + 2 * HALO) ** 2:
-        return Grid(height, width, (Tile(0, height, 0, width, HALO if wrap else 0),), wrap)
-    return make_grid(height, width, TILE, HALO, ALIGN, wrap)
+        return Grid(width, height, (Tile(0, height, 0, width, HALO if wrap else 0),), wrap)
+    return make_grid(width, height, TILE, HALO, ALIGN, wrap)
 
 
 def _crop(work: np.ndarray, tile: Tile, grid: Grid) -> tuple[np.ndarray, tuple[int, int]]:

@@ -87,7 +87,7 @@ def test_bad_content_files_exit_2_with_one_line(random_engine, setup, expect, st
         (["--strength", "250"], "argument --strength: strength 250.0 is outside 0..100"),
         (["--style-scale", "100"], "argument --style-scale"),
         (["--working-size", "100000"], "argument --working-size: working_size 100000 is outside 64..8192"),
-        (["--preset", "ultra"], "preset 'ultra' unknown; use one of draft, balanced, best"),
+        (["--preset", "ultra"], "preset 'ultra' unknown; use one of instant, draft, balanced, best"),
         (["--strength", "abc"], "strength 'abc' is not a number"),
         (["--strength", "nan"], "strength nan is not a number"),
         (["--seed", "99999999999999999999"], "argument --seed: seed 99999999999999999999 is outside 0..2"),

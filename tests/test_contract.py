@@ -70,7 +70,7 @@ def test_builder_and_parser_agree():
         ({"working_size": 300.5}, "is not a whole number"),
         ({"strength": "70"}, "is not a number"),
         ({"strength": 1e400}, "is not a number"),
-        ({"preset": "fast"}, "preset 'fast' unknown; use one of draft, balanced, best"),
+        ({"preset": "fast"}, "preset 'fast' unknown; use one of instant, draft, balanced, best"),
         ({"device": "gpu"}, "device 'gpu' unknown"),
         ({"precision": None}, "precision must not be null"),
         ({"strenght": 50}, "unknown option(s) strenght"),
