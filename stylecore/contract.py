@@ -146,7 +146,11 @@ def _has_kind(value: object, kind: type) -> bool:
 
 
 def _number(value: float) -> str:
-    return f"{value:g}" if abs(value) < 1e7 else f"{value:.0e}".replace("+0", "").replace("+", "")
+    """A range bound as people write it: 0, 0.1, 8192, 2147483647, 1e6."""
+    if value != int(value):
+        return f"{value:g}"
+    digits = str(int(value))
+    return f"1e{len(digits) - 1}" if len(digits) > 4 and digits.rstrip("0") == "1" else digits
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -330,6 +334,7 @@ def parse_cancel(obj: Mapping) -> str:
 # --- JSON lines, with optional raw payloads -----------------------------------------------------------
 
 MAX_LINE = 1 << 20  # bytes in one message line; a longer one is refused, not buffered without end
+MAX_PAYLOAD = 1 << 33  # bytes in one payload (a 400 MP float32 RGBA layer is 6.4 GB); a larger one is refused
 CHUNK = 1 << 16
 
 
@@ -371,6 +376,8 @@ class MessageReader:
                 return Message(obj)
             if not _has_kind(size, int) or size < 0:
                 raise BadRequest(f"'bytes' {size!r} must be the payload's length, a whole number of 0 or more")
+            if size > MAX_PAYLOAD:  # not skipped either: a sender that lied about it would lose every later line
+                raise BadRequest(f"a payload of {size} bytes is over the {MAX_PAYLOAD} byte limit; send less per message")
             return Message(obj, self._exactly(size))
 
     def _fill(self) -> bool:
@@ -429,8 +436,8 @@ class MessageReader:
 def _decode(line: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(f"not a JSON object ({exc}); send one JSON object per line") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
+        raise BadRequest(f"not a JSON object ({type(exc).__name__}: {exc}); send one JSON object per line") from exc
     if not isinstance(obj, dict):
         raise BadRequest("not a JSON object; send one JSON object per line")
     return obj

@@ -272,7 +272,10 @@ def stylize(content: images.ImageLike, style: StyleSpec, **keywords: Any) -> Sty
     Stylizer: it loads the weights once and caches style statistics."""
     setup = {name: keywords.pop(name) for name in ENGINE_KEYWORDS if name in keywords}
     callbacks = ("style_weights", "progress", "cancel", "on_image")
-    options = StyleOptions.from_keywords({k: v for k, v in keywords.items() if k not in callbacks})  # fail before loading
+    options = StyleOptions.from_keywords({k: v for k, v in keywords.items() if k not in callbacks})
     if get_preset(options.preset).feed_forward:
         instant_weights.verify()
-    return Stylizer(**setup).stylize(content, style, **keywords)
+    sources, blend = style_sources(style, keywords.pop("style_weights", None))
+    picture = images.load(content, "content image")  # bad options and files fail before the weights load
+    paintings = [(images.load(source, "style image"), weight) for source, weight in zip(sources, blend)]
+    return Stylizer(**setup).stylize(picture, paintings, **keywords)

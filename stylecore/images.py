@@ -22,7 +22,7 @@ from . import bitdepth, contract
 from .errors import BadInput
 from .result import StyledImage
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, StyledImage]
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, StyledImage, "Picture"]
 
 MAX_PIXELS = 400_000_000  # 20000 x 20000: beyond this a layer is surely a mistake
 BYTES_PER_PIXEL = 64  # what a run holds per pixel of the content at its full size (decoded, float copies, result, file)
@@ -52,6 +52,8 @@ def describe(source: ImageLike) -> str:
 
 
 def load(source: ImageLike, role: str = "image") -> Picture:
+    if isinstance(source, Picture):  # loaded already (stylecore.stylize reads its files before the weights)
+        return source
     if isinstance(source, StyledImage):  # a result stylised again, at its full precision
         return Picture(source.rgb, source.alpha, source.source_bits)
     name = describe(source)
@@ -76,14 +78,11 @@ def _open_path(path: Path, role: str) -> tuple[Image.Image, bytes | None]:
 
     The file is identified and its size checked from its header before a pixel is decoded, so a huge
     file or one that declares more pixels than the machine can hold costs nothing."""
-    if not path.exists():
-        raise BadInput(f"{path}: {role} file not found; check the path")
-    if path.is_dir():
-        raise BadInput(f"{path}: is a folder, not an image; pass an image file")
     try:
+        _check_regular_file(path, role)
         fh = open(path, "rb")
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read the {role} ({exc.strerror}); check its permissions") from exc
+    except OSError as exc:  # no permission, a name too long for the file system
+        raise BadInput(f"{path}: cannot read the {role} ({exc.strerror or exc}); check the path and its permissions") from exc
     with fh:
         if os.fstat(fh.fileno()).st_size == 0:
             raise BadInput(f"{path}: the {role} file is empty (0 bytes); export the image again")
@@ -101,6 +100,15 @@ def _open_path(path: Path, role: str) -> tuple[Image.Image, bytes | None]:
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise BadInput(f"{path}: the {role} is damaged or truncated ({exc}); export it again") from exc
     return img, data
+
+
+def _check_regular_file(path: Path, role: str) -> None:
+    if not path.exists():
+        raise BadInput(f"{path}: {role} file not found; check the path")
+    if path.is_dir():
+        raise BadInput(f"{path}: is a folder, not an image; pass an image file")
+    if not path.is_file():  # a FIFO would block the read, a device never end it
+        raise BadInput(f"{path}: the {role} is not a regular file (a pipe or a device); save it as a file first")
 
 
 def _png16_bytes(fh: BinaryIO) -> bytes | None:

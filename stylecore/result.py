@@ -91,14 +91,10 @@ def check_output_path(path: PathLike, protect: Iterable[PathLike] = (), bit_dept
     if why:
         raise BadInput(f"output: the path {why}; pass a real file name")
     path = Path(path)
-    for other in protect:
-        try:
-            if path.resolve() == Path(other).resolve():
-                raise BadInput(f"{path}: the output would overwrite an input; choose another output path")
-        except (OSError, ValueError):  # an input path no file system takes: images.load names it
-            continue
-    if path.is_dir():
-        raise BadInput(f"{path}: is a folder; give the output a file name, such as {path / 'result.png'}")
+    try:
+        _check_target(path, protect)
+    except OSError as exc:  # a name too long, a folder without search permission
+        raise BadInput(f"{path}: unusable output path ({exc.strerror or exc}); choose another output path") from exc
     fmt = "NPY" if path.suffix.lower() == ".npy" else Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise BadInput(f"{path}: unknown image extension '{path.suffix}'; use .png, .jpg, .tif or .webp")
@@ -112,13 +108,26 @@ def check_output_path(path: PathLike, protect: Iterable[PathLike] = (), bit_dept
     return fmt
 
 
+def _check_target(path: Path, protect: Iterable[PathLike]) -> None:
+    for other in protect:
+        try:
+            if path.resolve() == Path(other).resolve():
+                raise BadInput(f"{path}: the output would overwrite an input; choose another output path")
+        except (OSError, ValueError, RuntimeError):  # an unusable input path or a symlink loop: images.load names it
+            continue
+    if path.is_dir():
+        raise BadInput(f"{path}: is a folder; give the output a file name, such as {path / 'result.png'}")
+    if path.exists() and not path.is_file():  # the rename would replace the device or pipe itself
+        raise BadInput(f"{path}: is not a regular file (a device or a pipe); choose an output file name")
+
+
 def _check_folder(path: Path) -> None:
     folder = path.parent
     if not folder.exists():
         raise BadInput(f"{path}: the output folder {folder} does not exist; create it first")
     if not folder.is_dir():
         raise BadInput(f"{path}: {folder} is a file, not a folder; choose an output path in a folder")
-    try:
+    try:  # also reached by a name too long for the file system
         fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):

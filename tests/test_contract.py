@@ -154,6 +154,17 @@ def test_reader_refuses_or_skips_junk_and_goes_on():
     assert lenient.read().obj == {"a": 1} and lenient.read() is None
 
 
+def test_reader_refuses_an_absurd_payload_and_reads_on():
+    data = b'{"bytes": 1000000000000000}\n{"ok": 1}\n[' + b"[" * 100000 + b'\n{"ok": 2}\n'
+    reader = MessageReader(io.BytesIO(data))
+    with pytest.raises(BadRequest, match="over the .* byte limit"):
+        reader.read()
+    assert reader.read().obj == {"ok": 1}
+    with pytest.raises(BadRequest, match="RecursionError"):  # nesting deeper than the parser goes
+        reader.read()
+    assert reader.read().obj == {"ok": 2}
+
+
 def test_reader_refuses_an_endless_line_without_holding_it():
     big = b"x" * (contract.MAX_LINE * 3) + b'\n{"ok": true}\n'
     reader = MessageReader(io.BytesIO(big))
