@@ -40,10 +40,12 @@ class StyleOptions:
 
     def __post_init__(self) -> None:
         for option in contract.RUN_OPTIONS:
+            if option.name == "preset":  # the engine's registry decides (equal to the contract's; tests add their own)
+                get_preset(self.preset)
+                continue
             why = option.problem(getattr(self, option.name))
             if why:
                 raise BadInput(why)
-        get_preset(self.preset)
 
     @classmethod
     def from_keywords(cls, keywords: Mapping[str, Any]) -> StyleOptions:
