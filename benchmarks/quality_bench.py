@@ -378,7 +378,7 @@ def crops(runs: list[Run], size: int, path: Path) -> None:
     """One row per crop named in PAIRS (faces, fur, skies, lines): photo | classic | balanced 70 | best 70, at 200 %."""
 
     def cut(image: Image.Image, crop: Crop) -> Image.Image:
-        side = CROP_SIDE
+        side = min(CROP_SIDE, image.width, image.height)
         left = max(0, min(image.width - side, round(crop.x * image.width) - side // 2))
         top = max(0, min(image.height - side, round(crop.y * image.height) - side // 2))
         return image.crop((left, top, left + side, top + side)).resize((side * CROP_ZOOM,) * 2, Image.NEAREST)
