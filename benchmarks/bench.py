@@ -38,8 +38,6 @@ def load_content(content: str, size: str):
 
 
 def child(kind: str, size: str, preset: str, content: str, style: str, out: str) -> None:
-    import numpy as np
-    import torch
     from PIL import Image
 
     import stylecore
@@ -54,11 +52,7 @@ def child(kind: str, size: str, preset: str, content: str, style: str, out: str)
     else:
         from benchmarks import baseline
 
-        state = weights.load_cache()
-        ct = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)[None]
-        st = torch.from_numpy(np.asarray(Image.open(BENCH / style).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
-        x, evals = baseline.run(state, ct, st)
-        result = Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
+        result, evals = baseline.run(weights.load_cache(), img, Image.open(BENCH / style))
     seconds = time.perf_counter() - t
     result.save(out)
     rss = peak_rss_mb()

