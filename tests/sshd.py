@@ -74,7 +74,7 @@ class Sshd:
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         for _attempt in range(3):
-            self.port = _free_port()
+            self.port = free_port()
             config = self.root / "sshd_config"
             config.write_text(self._config())
             self.proc = subprocess.Popen(
@@ -161,7 +161,7 @@ class Sshd:
         self.stop()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]

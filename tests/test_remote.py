@@ -11,7 +11,7 @@ import pytest
 from stylecore import pixels, remote
 from stylecore.pixels_np import from_array, to_array
 from stylecore.remote import Destination, RemoteError
-from tests.sshd import _free_port, keygen
+from tests.sshd import free_port, keygen
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,7 +163,7 @@ def test_remote_command_missing(sshd):
 
 
 def test_connection_refused(sshd):
-    closed = Destination("127.0.0.1", sshd.user, _free_port())
+    closed = Destination("127.0.0.1", sshd.user, free_port())
     result = run_ssh(sshd, "echo hello", destination=closed)
     assert "nothing accepts SSH connections there (connection refused)" in explain(sshd, result, destination=closed)
 
