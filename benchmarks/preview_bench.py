@@ -13,7 +13,6 @@ and about 50 ms to convert each image for the screen.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import queue
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from stylecore import contract
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks" / "images"  # credits: CREDITS.md there
@@ -48,20 +49,19 @@ class Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
-            text=True,
             cwd=REPO,
         )
         self.events: queue.Queue = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
-        for line in self.proc.stdout:
-            self.events.put((time.perf_counter(), json.loads(line)))
+        reader = contract.MessageReader(self.proc.stdout)
+        while message := reader.read():
+            self.events.put((time.perf_counter(), message.obj))
         self.events.put((time.perf_counter(), None))
 
     def send(self, obj: dict) -> float:
-        self.proc.stdin.write(json.dumps(obj) + "\n")
-        self.proc.stdin.flush()
+        contract.write_message(self.proc.stdin, obj)
         return time.perf_counter()
 
     def until(self, predicate, timeout: float = 1800) -> tuple[float, dict]:

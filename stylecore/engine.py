@@ -9,37 +9,36 @@ switched on only for the duration of a run on a CUDA device.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from . import color, images, resize, scales
+from . import color, contract, images, instant_weights, resize, scales
 from . import weights as weights_mod
 from .device import Runtime, runtime_for, tile_side
 from .errors import BadInput, OutOfMemory
 from .losses import blend_grams
 from .objective import LAYERS, painting_grams
 from .options import StyleOptions, StyleSpec, style_sources
+from .presets import get_preset
 from .progress import CancelCheck, ProgressCallback
 from .result import StyledImage
 from .scales import ImageCallback
 from .tiling import Features
 from .vgg import VGGFeatures, random_state
 
-MODELS = ("vgg16", "vgg19")
+if TYPE_CHECKING:
+    from .instant import InstantNetwork
+
 ENGINE_KEYWORDS = ("device", "precision", "model", "weights", "random_weights")  # Stylizer's, for stylize()
 STYLE_CACHE_SIZE = 32  # Gram sets (about 2.4 MB each for VGG16) kept between runs
-
-
-def _digest(array: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(array).data, digest_size=16).digest()
 
 
 class Stylizer:
@@ -50,14 +49,14 @@ class Stylizer:
 
     def __init__(
         self,
-        device: str = "auto",
-        precision: str = "auto",
-        model: str = "vgg16",
+        device: str = contract.option("device").default,
+        precision: str = contract.option("precision").default,
+        model: str = contract.MODELS[0],
         weights: str | os.PathLike | None = None,
         random_weights: bool = False,
     ) -> None:
-        if model not in MODELS:
-            raise BadInput(f"model '{model}' unknown; use vgg16 or vgg19")
+        if model not in contract.MODELS:
+            raise BadInput(f"model '{model}' unknown; use {' or '.join(contract.MODELS)}")
         self.model = model
         self.runtime: Runtime = runtime_for(device, precision)
         self._state = random_state(model) if random_weights else weights_mod.load_weights(model, weights)
@@ -66,6 +65,7 @@ class Stylizer:
         self.style_cache_hits = 0
         self._run_lock = threading.Lock()
         self._running: threading.Event | None = None
+        self._instant: InstantNetwork | None = None  # the instant preset's sessions, made on its first run
         self._network("max", False)  # the default network, built now so the first run pays nothing
 
     # --- public ---------------------------------------------------------------------------
@@ -81,40 +81,23 @@ class Stylizer:
         content: images.ImageLike,
         style: StyleSpec,
         *,
-        strength: float = 70.0,
-        preserve_colors: bool = False,
-        style_scale: float = 1.0,
-        preset: str = "balanced",
-        working_size: int | None = None,
-        seed: int = 0,
-        seamless: bool = False,
         style_weights: Sequence[float] | None = None,
-        tv_weight: float | None = None,
-        pooling: str = "max",
         progress: ProgressCallback | None = None,
         cancel: CancelCheck = None,
         on_image: ImageCallback | None = None,
+        **options: Any,
     ) -> StyledImage:
         """Repaints `content` in the style of `style`; the result has exactly the content's size.
 
-        The keywords are those of StyleOptions (validated first, before any image is read), plus the
-        style blend weights and three callbacks: `progress` after every evaluation, `cancel` (an Event
-        or a callable) polled before every evaluation and tile, and `on_image` with the current state
-        (float32 HxWx3, colors put back, at the current scale's size) after every evaluation."""
-        options = StyleOptions(
-            strength=strength,
-            preserve_colors=preserve_colors,
-            style_scale=style_scale,
-            preset=preset,
-            working_size=working_size,
-            seed=seed,
-            seamless=seamless,
-            tv_weight=tv_weight,
-            pooling=pooling,
-        )
+        `options` are StyleOptions' fields (contract.RUN_OPTIONS: strength, preserve_colors, style_scale,
+        preset, working_size, seed, seamless, tv_weight, pooling), checked first, before any image is read.
+        The other keywords are the style blend weights and three callbacks: `progress` after every evaluation,
+        `cancel` (an Event or a callable) polled before every evaluation and tile, and `on_image` with the
+        current state (float32 HxWx3, colors put back, at the current scale's size) after every evaluation."""
+        checked = StyleOptions.from_keywords(options)
         sources, blend = style_sources(style, style_weights)
         report = scales.Reporter(progress, on_image, [cancel], time.perf_counter())
-        return self.run(content, list(zip(sources, blend)), options, report)
+        return self.run(content, list(zip(sources, blend)), checked, report)
 
     def run(
         self,
@@ -122,14 +105,24 @@ class Stylizer:
         styles: Sequence[tuple[images.ImageLike, float]],
         options: StyleOptions,
         report: scales.Reporter,
+        init: str = "photo",
     ) -> StyledImage:
-        """`stylize` with its options already bundled: (image, blend weight) pairs, StyleOptions, a Reporter."""
+        """`stylize` with its options already bundled: (image, blend weight) pairs, StyleOptions, a Reporter.
+
+        init "instant" (internal, measured, not a default) starts the optimisation from the
+        instant preset's picture instead of from the photo."""
+        instant = get_preset(options.preset).feed_forward
+        if instant or init == "instant":
+            instant_weights.verify()  # missing networks: one line with the repair, before any image is read
         src = images.load(content, "content image")
         paintings = [(images.load(s, "style image"), w) for s, w in styles]
         if options.strength == 0:
             return StyledImage(src.rgb, src.alpha, src.bits)
         with self._run_lock, self._cancellable(report), self._device_settings():
-            rgb = self._optimize(src, paintings, options, report)
+            if instant:
+                rgb = self._instant_network().stylize(src, paintings, options, report)
+            else:
+                rgb = self._optimize(src, paintings, options, report, init)
         return StyledImage(rgb, src.alpha, src.bits)
 
     # --- internals ------------------------------------------------------------------------
@@ -148,6 +141,13 @@ class Stylizer:
         if self.runtime.device.type == "cuda":
             return torch.backends.cudnn.flags(enabled=True, benchmark=True)
         return contextlib.nullcontext()
+
+    def _instant_network(self) -> InstantNetwork:
+        if self._instant is None:
+            from .instant import InstantNetwork
+
+            self._instant = InstantNetwork(instant_weights.verify())
+        return self._instant
 
     def _network(self, pooling: str, seamless: bool) -> VGGFeatures:
         key = (pooling, seamless)
@@ -170,7 +170,12 @@ class Stylizer:
         return features
 
     def _optimize(
-        self, src: images.Picture, paintings: list[tuple[images.Picture, float]], options: StyleOptions, report: scales.Reporter
+        self,
+        src: images.Picture,
+        paintings: list[tuple[images.Picture, float]],
+        options: StyleOptions,
+        report: scales.Reporter,
+        init: str = "photo",
     ) -> np.ndarray:
         side = tile_side(self.runtime)
         plan = scales.plan(src.size, options, side)
@@ -178,7 +183,8 @@ class Stylizer:
         content = scales.Content.prepare(content_rgb, options)
         features = self._features(options)
         style_grams = self._style_grams(paintings, content_rgb, options, features, report)
-        job = scales.Job(options, content, style_grams, features, plan)
+        start = self._instant_start(src, paintings, options, plan[-1], report) if init == "instant" else None
+        job = scales.Job(options, content, style_grams, features, plan, start)
         try:
             image = scales.run(job, report)
         except torch.OutOfMemoryError as exc:
@@ -190,6 +196,24 @@ class Stylizer:
         out = scales.to_numpy(resize.bicubic(image, width, height, wrap=options.seamless))
         report.finish(plan, src.size)
         return out
+
+    def _instant_start(
+        self,
+        src: images.Picture,
+        paintings: list[tuple[images.Picture, float]],
+        options: StyleOptions,
+        finest: scales.Scale,
+        report: scales.Reporter,
+    ) -> torch.Tensor:
+        """The instant picture at the finest scale's size (its strokes shrink with the picture to the coarsest scale),
+        in the optimiser's space: luminance with preserve-colors."""
+        small = images.Picture(
+            scales.to_numpy(resize.bicubic(self._tensor(src.rgb), finest.width, finest.height, options.seamless)), None
+        )
+        quiet = scales.Reporter(None, None, report.cancel, report.started)
+        rgb = self._instant_network().stylize(small, paintings, replace(options, preset="instant"), quiet)
+        start = self._tensor(rgb)
+        return scales.Content.prepare(start, replace(options, seamless=False)).work
 
     def _tensor(self, rgb: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.runtime.device)
@@ -213,7 +237,7 @@ class Stylizer:
             tensors.append(painting)
             keys.append(
                 (
-                    _digest(picture.rgb),
+                    images.digest(picture.rgb),
                     None if grey is None else (float(grey.mean()), float(grey.std())),
                     options.pooling,
                     options.seamless,
@@ -247,5 +271,11 @@ def stylize(content: images.ImageLike, style: StyleSpec, **keywords: Any) -> Sty
     `keywords` are those two signatures' keywords. A caller that runs more than once should keep a
     Stylizer: it loads the weights once and caches style statistics."""
     setup = {name: keywords.pop(name) for name in ENGINE_KEYWORDS if name in keywords}
-    StyleOptions(**{k: v for k, v in keywords.items() if k in StyleOptions.__dataclass_fields__})  # fail before loading
-    return Stylizer(**setup).stylize(content, style, **keywords)
+    callbacks = ("style_weights", "progress", "cancel", "on_image")
+    options = StyleOptions.from_keywords({k: v for k, v in keywords.items() if k not in callbacks})
+    if get_preset(options.preset).feed_forward:
+        instant_weights.verify()
+    sources, blend = style_sources(style, keywords.pop("style_weights", None))
+    picture = images.load(content, "content image")  # bad options and files fail before the weights load
+    paintings = [(images.load(source, "style image"), weight) for source, weight in zip(sources, blend)]
+    return Stylizer(**setup).stylize(picture, paintings, **keywords)

@@ -1,17 +1,19 @@
-"""Errors a user can act on, and every exit code the CLI (and the plug-in reading it) knows.
+"""Errors a user can act on, each with its exit code (the codes themselves are contract.EXIT_CODES).
 
 Each error carries its exit code and a one-line message that names the problem and the fix.
 """
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_WEIGHTS_UNAVAILABLE = 3
-EXIT_CANCELLED = 4
-EXIT_OUT_OF_MEMORY = 5
-EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug
-EXIT_INTERRUPTED = 130  # Ctrl-C
+from .contract import (  # noqa: F401  (re-exported: the exit codes are the contract's, shared with the plug-in)
+    EXIT_BAD_INPUT,
+    EXIT_CANCELLED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_OUT_OF_MEMORY,
+    EXIT_WEIGHTS_UNAVAILABLE,
+)
 
 
 class StylecoreError(Exception):

@@ -7,22 +7,25 @@ input's own precision (a 16-bit file stays 16-bit; nothing is rounded to 8 bits)
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from . import bitdepth
+from . import bitdepth, contract
 from .errors import BadInput
 from .result import StyledImage
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, StyledImage]
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, StyledImage, "Picture"]
 
 MAX_PIXELS = 400_000_000  # 20000 x 20000: beyond this a layer is surely a mistake
+BYTES_PER_PIXEL = 64  # what a run holds per pixel of the content at its full size (decoded, float copies, result, file)
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class Picture:
         return self.rgb.shape[1], self.rgb.shape[0]
 
 
+def digest(array: np.ndarray) -> bytes:
+    """A fingerprint of a picture's pixels, for caches of what is computed from them."""
+    return hashlib.blake2b(np.ascontiguousarray(array).data, digest_size=16).digest()
+
+
 def describe(source: ImageLike) -> str:
     if isinstance(source, (str, os.PathLike)):
         return str(source)
@@ -44,6 +52,8 @@ def describe(source: ImageLike) -> str:
 
 
 def load(source: ImageLike, role: str = "image") -> Picture:
+    if isinstance(source, Picture):  # loaded already (stylecore.stylize reads its files before the weights)
+        return source
     if isinstance(source, StyledImage):  # a result stylised again, at its full precision
         return Picture(source.rgb, source.alpha, source.source_bits)
     name = describe(source)
@@ -52,44 +62,76 @@ def load(source: ImageLike, role: str = "image") -> Picture:
     if isinstance(source, Image.Image):
         return _from_pil(source, name, role)
     if isinstance(source, (str, os.PathLike)):
+        why = contract.path_problem(os.fspath(source)) if isinstance(os.fspath(source), str) else None
+        if why:
+            raise BadInput(f"{role}: the path {why}; pass a real file name")
         if str(source).lower().endswith(".npy"):
             return _from_array(_open_npy(Path(source), role), name, role)
         img, data = _open_path(Path(source), role)
-        deep = bitdepth.read_png16(data, img)
+        deep = None if data is None else bitdepth.read_png16(data, img)
         return _from_array(deep, name, role) if deep is not None else _from_pil(img, name, role)
     raise BadInput(f"{role}: unsupported type {type(source).__name__}; pass a file path, a PIL image or an HxWxC array")
 
 
-def _open_path(path: Path, role: str) -> tuple[Image.Image, bytes]:
-    """The decoded image and the file's bytes (a 16-bit PNG is decoded again at full precision)."""
+def _open_path(path: Path, role: str) -> tuple[Image.Image, bytes | None]:
+    """The decoded image, and the file's bytes when it is a 16-bit PNG (decoded again at full precision).
+
+    The file is identified and its size checked from its header before a pixel is decoded, so a huge
+    file or one that declares more pixels than the machine can hold costs nothing."""
+    try:
+        _check_regular_file(path, role)
+        fh = open(path, "rb")
+    except OSError as exc:  # no permission, a name too long for the file system
+        raise BadInput(f"{path}: cannot read the {role} ({exc.strerror or exc}); check the path and its permissions") from exc
+    with fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise BadInput(f"{path}: the {role} file is empty (0 bytes); export the image again")
+        try:
+            with warnings.catch_warnings():  # stylecore's own limit below is the one that applies
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(fh)  # reads the header only
+                _check_size(img.width, img.height, str(path), role)
+                img.load()
+            data = _png16_bytes(fh)
+        except Image.DecompressionBombError as exc:  # Pillow refuses twice its limit when it opens the header
+            raise BadInput(f"{path}: the {role} declares too many pixels ({exc}); scale it down first") from exc
+        except UnidentifiedImageError as exc:
+            raise BadInput(f"{path}: not an image file PIL can read; save it as PNG or JPEG") from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise BadInput(f"{path}: the {role} is damaged or truncated ({exc}); export it again") from exc
+    return img, data
+
+
+def _check_regular_file(path: Path, role: str) -> None:
     if not path.exists():
         raise BadInput(f"{path}: {role} file not found; check the path")
     if path.is_dir():
         raise BadInput(f"{path}: is a folder, not an image; pass an image file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read the {role} ({exc.strerror}); check its permissions") from exc
-    if not data:
-        raise BadInput(f"{path}: the {role} file is empty (0 bytes); export the image again")
-    try:  # Pillow's own decompression-bomb limit (179 MP) applies: stylecore changes no Pillow global
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except Image.DecompressionBombError as exc:
-        raise BadInput(f"{path}: the {role} is too large ({exc}); scale it down first") from exc
-    except UnidentifiedImageError as exc:
-        raise BadInput(f"{path}: not an image file PIL can read; save it as PNG or JPEG") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadInput(f"{path}: the {role} is damaged or truncated ({exc}); export it again") from exc
-    return img, data
+    if not path.is_file():  # a FIFO would block the read, a device never end it
+        raise BadInput(f"{path}: the {role} is not a regular file (a pipe or a device); save it as a file first")
+
+
+def _png16_bytes(fh: BinaryIO) -> bytes | None:
+    """The whole file when its PNG header declares 16 bits per channel of colour, else None (not read)."""
+    fh.seek(0)
+    head = fh.read(26)
+    if not bitdepth.is_png16_header(head):
+        return None
+    fh.seek(0)
+    return fh.read()
 
 
 def _open_npy(path: Path, role: str) -> np.ndarray:
-    """HxWxC arrays at full precision: how the GIMP plug-in hands over 16-bit and float layers."""
+    """HxWxC arrays at full precision: how the GIMP plug-in hands over 16-bit and float layers.
+
+    Mapped first, so the shape is checked from the header before the array is read."""
     if not path.is_file():
         raise BadInput(f"{path}: {role} file not found; check the path")
     try:
-        return np.load(path, allow_pickle=False)
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+        if mapped.ndim >= 2:
+            _check_size(mapped.shape[1], mapped.shape[0], str(path), role)
+        return np.array(mapped)
     except (ValueError, OSError, EOFError) as exc:
         raise BadInput(f"{path}: not a readable .npy array ({exc}); write it with numpy.save") from exc
 
@@ -160,5 +202,54 @@ def _from_array(arr: np.ndarray, name: str, role: str) -> Picture:
 def _check_size(width: int, height: int, name: str, role: str) -> None:
     if width < 1 or height < 1:
         raise BadInput(f"{name}: the {role} is {width}x{height}, an empty image; pass one with pixels")
-    if width * height > MAX_PIXELS:
-        raise BadInput(f"{name}: the {role} is {width}x{height}, over {MAX_PIXELS // 1_000_000} megapixels; scale it down first")
+    limit = pixel_limit()
+    if width * height > limit:
+        raise BadInput(
+            f"{name}: the {role} is {width}x{height} ({width * height / 1e6:.0f} MP), more than this machine can work on "
+            f"(about {limit / 1e6:.0f} MP with {available_memory() / 2**30:.1f} GiB of memory free); scale it down first"
+        )
+
+
+def pixel_limit() -> int:
+    """The most pixels a content may have: what the free memory holds at BYTES_PER_PIXEL, and at most MAX_PIXELS."""
+    return max(1, min(MAX_PIXELS, available_memory() // BYTES_PER_PIXEL))
+
+
+def available_memory() -> int:
+    """Bytes this process can still allocate: the kernel's MemAvailable, less where a cgroup or rlimit caps it."""
+    amounts = [_meminfo_available()]
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            amounts.append(soft)
+    except (ImportError, OSError, ValueError):
+        pass
+    amounts.append(_cgroup_free())
+    known = [a for a in amounts if a is not None]
+    return min(known) if known else 1 << 62
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on Windows: no figure, no limit beyond MAX_PIXELS
+        return None
+
+
+def _cgroup_free() -> int | None:
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text())
+    except (OSError, ValueError):
+        return None

@@ -96,10 +96,10 @@ def painting_grams(
     return {**grams_of(own, DETAIL_LAYERS), **grams_of(scaled, deep)}
 
 
-def _seamless_masks(height: int, width: int, grid: Grid | None, device: torch.device) -> list[torch.Tensor]:
+def _seamless_masks(width: int, height: int, grid: Grid | None, device: torch.device) -> list[torch.Tensor]:
     """Content weight per CONTENT_LAYER position (edge bands are left to the style), per tile."""
     s = stride(CONTENT_LAYER)
-    full = seamless_mod.content_mask(height // s, width // s, device)
+    full = seamless_mod.content_mask(width // s, height // s, device)
     if grid is None:
         return [full]
     return [full[:, :, t.y0 // s : t.y1 // s, t.x0 // s : t.x1 // s] for t in grid.tiles]
@@ -120,7 +120,7 @@ def content_targets(
     else:
         parts = [features(content)[CONTENT_LAYER].float()]
     if seamless:
-        parts = [p * m for p, m in zip(parts, _seamless_masks(content.shape[-2], content.shape[-1], grid, content.device))]
+        parts = [p * m for p, m in zip(parts, _seamless_masks(content.shape[-1], content.shape[-2], grid, content.device))]
     return Targets(grams, parts, sum(float(p.pow(2).sum()) for p in parts))
 
 
@@ -146,7 +146,7 @@ def _tv(problem: Problem, image: torch.Tensor) -> tuple[float, torch.Tensor | No
 def whole_image_objective(problem: Problem) -> Objective:
     t = problem.targets
     height, width = t.content[0].shape[-2:]  # feature positions of CONTENT_LAYER
-    masks = [seamless_mod.content_mask(height, width, t.content[0].device)] if problem.seamless else None
+    masks = [seamless_mod.content_mask(width, height, t.content[0].device)] if problem.seamless else None
 
     def evaluate(image: torch.Tensor) -> tuple[float, torch.Tensor, Terms]:
         x = image.detach().requires_grad_(True)
@@ -171,7 +171,7 @@ def tiled_objective(problem: Problem, grid: Grid, poll: Poll | None = None) -> O
 
     `poll()` runs before every tile and may raise: one evaluation of a huge layer takes minutes."""
     t = problem.targets
-    masks = _seamless_masks(grid.height, grid.width, grid, t.content[0].device) if problem.seamless else None
+    masks = _seamless_masks(grid.width, grid.height, grid, t.content[0].device) if problem.seamless else None
 
     def evaluate(image: torch.Tensor) -> tuple[float, torch.Tensor, Terms]:
         image = image.detach()

@@ -3,48 +3,55 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
+from . import contract
 from .errors import BadInput
 from .images import ImageLike
 from .presets import get_preset
 
 StyleSpec = Union[ImageLike, Sequence[ImageLike], Sequence[tuple[ImageLike, float]]]
-POOLINGS = ("max", "avg")
+
+
+def _default(name: str) -> Any:
+    return contract.option(name).default
 
 
 @dataclass(frozen=True)
 class StyleOptions:
-    """The options of one run. Constructing one checks every value and raises BadInput naming the bad one."""
+    """The options of one run: contract.RUN_OPTIONS, whose table holds each one's type, default, range and help.
 
-    strength: float = 70.0  # 0..100: how strongly the style repaints
-    preserve_colors: bool = False  # transfer brushwork only, keep the content's colors
-    style_scale: float = 1.0  # brush size relative to the output
-    preset: str = "balanced"  # see presets.PRESETS
-    working_size: int | None = None  # long side of the finest optimised scale; None: the preset's
-    seed: int = 0
-    seamless: bool = False  # the output tiles without a seam
-    tv_weight: float | None = None  # total-variation smoothing; None: off
-    pooling: str = "max"
+    The fields are spelled out so type checkers see them; a test holds them equal to the table.
+    Constructing one checks every value and raises BadInput naming the bad one and the fix."""
+
+    strength: float = _default("strength")
+    preserve_colors: bool = _default("preserve_colors")
+    style_scale: float = _default("style_scale")
+    preset: str = _default("preset")
+    working_size: int | None = _default("working_size")
+    seed: int = _default("seed")
+    seamless: bool = _default("seamless")
+    tv_weight: float | None = _default("tv_weight")
+    pooling: str = _default("pooling")
 
     def __post_init__(self) -> None:
-        if not (_is_number(self.strength) and 0 <= self.strength <= 100):
-            raise BadInput(f"strength {self.strength!r} is outside 0..100; use a percentage such as 70")
-        if not (_is_number(self.style_scale) and 0.1 <= self.style_scale <= 4.0):
-            raise BadInput(f"style scale {self.style_scale!r} is outside 0.1..4; 1 keeps the painting's own brush size")
-        if self.working_size is not None and not (isinstance(self.working_size, int) and 64 <= self.working_size <= 8192):
-            raise BadInput(f"working size {self.working_size!r} is outside 64..8192 pixels")
-        if self.tv_weight is not None and not (_is_number(self.tv_weight) and 0 <= self.tv_weight <= 1e6):
-            raise BadInput(f"tv weight {self.tv_weight!r} is outside 0..1e6")
-        if self.pooling not in POOLINGS:
-            raise BadInput(f"pooling '{self.pooling}' unknown; use max or avg")
-        if not isinstance(self.seed, int):
-            raise BadInput(f"seed {self.seed!r} is not a whole number")
+        for option in contract.RUN_OPTIONS:
+            why = option.problem(getattr(self, option.name))
+            if why:
+                raise BadInput(why)
         get_preset(self.preset)
+
+    @classmethod
+    def from_keywords(cls, keywords: Mapping[str, Any]) -> StyleOptions:
+        """StyleOptions(**keywords), with an unknown keyword refused as BadInput (a misspelt option is never ignored)."""
+        unknown = sorted(set(keywords) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise BadInput(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(cls.__dataclass_fields__)}")
+        return cls(**keywords)
 
 
 def _is_number(value: object) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from . import contract
 from .errors import BadInput
 
 
@@ -26,15 +27,21 @@ class Preset:
     base_size: int = 1024  # long side up to which the scales follow the decay
     refine_evals: int = 4  # evaluations at each doubling above base_size
     final_evals: int = 0  # the finest scale up to base_size gets at least this many at 512 px, fewer per pixel above
+    feed_forward: bool = False  # painted in one pass by the instant network (instant.py): no evaluations at all
 
 
 PRESETS = {
+    "instant": Preset("instant", working_size=None, min_size=0, coarse_evals=0, fine_evals=0, decay=0.0, feed_forward=True),
     "draft": Preset("draft", working_size=256, min_size=128, coarse_evals=32, fine_evals=6, decay=2.4, scale_step=2.0),
     "balanced": Preset(
         "balanced", working_size=2048, min_size=128, coarse_evals=60, fine_evals=6, decay=1.45, scale_step=2.0, final_evals=24
     ),
     "best": Preset("best", working_size=None, min_size=128, coarse_evals=100, fine_evals=10, decay=1.1, refine_evals=6),
 }
+
+
+if tuple(PRESETS) != tuple(name for name, _ in contract.PRESETS):
+    raise ImportError(f"presets.PRESETS {tuple(PRESETS)} differ from contract.PRESETS: the front ends would offer others")
 
 
 def get_preset(name: str) -> Preset:

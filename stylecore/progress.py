@@ -11,7 +11,7 @@ from typing import Union
 
 @dataclass(frozen=True)
 class Progress:
-    stage: str  # "optimize" after every evaluation, then one "finish"
+    stage: str  # "optimize" after every evaluation (the instant preset: "instant" after every tile), then one "finish"
     scale: int  # 1-based index of the current scale
     scales: int
     width: int  # size being optimised at this scale

@@ -40,7 +40,7 @@ class Scale:
 
 
 def grid_for(width: int, height: int, side: int, wrap: bool = False) -> Grid | None:
-    return make_grid(height, width, side, HALO, ALIGN, wrap) if height * width > side * side else None
+    return make_grid(width, height, side, HALO, ALIGN, wrap) if height * width > side * side else None
 
 
 def plan(size: tuple[int, int], options: StyleOptions, tile_side: int) -> list[Scale]:
@@ -129,6 +129,7 @@ class Job:
     styles: StyleGrams
     features: Features
     plan: list[Scale]
+    start: torch.Tensor | None = None  # the coarsest scale starts from this picture (1x3xHxW) instead of the photo
 
 
 def run(job: Job, report: Reporter) -> torch.Tensor:
@@ -146,7 +147,8 @@ def run(job: Job, report: Reporter) -> torch.Tensor:
         content = job.content.at(scale.width, scale.height)
         if image is None or coarse_content is None:
             noise = torch.randn(content.shape, generator=torch.Generator().manual_seed(options.seed)).to(content) * 0.01
-            init = (content + noise).clamp(0, 1)
+            start = content if job.start is None else resize.bicubic(job.start, scale.width, scale.height, options.seamless)
+            init = (start + noise).clamp(0, 1)
         else:
             init = detailed_init(image, content, coarse_content, options.seamless)
         coarse_content = content

@@ -30,6 +30,6 @@ def make_tileable(image: torch.Tensor, band: float = BAND) -> torch.Tensor:
     return out * my + out.roll(h // 2, dims=-2) * (1 - my)
 
 
-def content_mask(height: int, width: int, device: torch.device | str, band: float = BAND) -> torch.Tensor:
-    """Content weight per feature position: the edge bands are left to the style."""
+def content_mask(width: int, height: int, device: torch.device | str, band: float = BAND) -> torch.Tensor:
+    """Content weight per feature position of a (width, height) feature map, as 1x1xHxW: the edge bands are left to the style."""
     return (ramp(height, device, band)[:, None] * ramp(width, device, band)[None, :])[None, None]

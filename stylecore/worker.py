@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import collections
 import ctypes
-import json
 import os
 import signal
 import sys
@@ -19,81 +18,20 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
 import numpy as np
 
-from . import __version__
+from . import contract
 from .atomic import write_atomic
-from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, BadInput, Cancelled, StylecoreError
+from .contract import BadRequest, MessageReader, Request, parse_request
+from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_INTERRUPTED, BadInput, Cancelled, StylecoreError
 from .progress import Progress
 from .result import check_output_path
 
-PROTOCOL = 1
 IMAGES_KEPT = 2  # intermediate files of one request kept on disk: the newest one and the one before
-ENGINE_KEYS = ("device", "precision")  # options that pick (or load) an engine rather than shape a run
-RUN_KEYS = ("strength", "preserve_colors", "style_scale", "preset", "working_size", "seed", "seamless", "tv_weight")
 EngineFactory = Callable[[str, str], Any]  # (device, precision) -> a loaded Stylizer
-
-
-class BadRequest(StylecoreError):
-    """A request line that is not valid protocol: answered with an error event, and the worker keeps serving."""
-
-    exit_code = EXIT_BAD_INPUT
-
-
-@dataclass(frozen=True)
-class Request:
-    id: str
-    content: str
-    styles: list[tuple[str, float]]
-    output: str
-    options: dict[str, Any] = field(default_factory=dict)
-    images_every: int = 0  # 0: no intermediate images
-    images_dir: str = ""
-
-
-def _field(obj: dict, name: str, kind: type, what: str) -> Any:
-    value = obj.get(name)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):  # JSON true is no count
-        raise BadRequest(f"'{name}' must be {what}")
-    return value
-
-
-def parse_request(obj: dict) -> Request:
-    """Validates a stylize request's shape (not its files: those get BadInput when the run opens them)."""
-    rid = _field(obj, "id", str, "a non-empty string")
-    content = _field(obj, "content", str, "the content's file path (image or float32 .npy)")
-    output = _field(obj, "output", str, "the result's file path (.npy, or an image extension)")
-    raw_styles = _field(obj, "styles", list, 'a list of {"path": ..., "weight": ...}')
-    if not rid or not raw_styles:
-        raise BadRequest("'id' and 'styles' must not be empty")
-    styles = []
-    for item in raw_styles:
-        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-            raise BadRequest('each style must be {"path": "...", "weight": 1.0}')
-        weight = item.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise BadRequest(f"style weight {weight!r} is not a number")
-        styles.append((item["path"], float(weight)))
-    options = obj.get("options") or {}
-    if not isinstance(options, dict):
-        raise BadRequest("'options' must be an object")
-    unknown = sorted(set(options) - set(RUN_KEYS) - set(ENGINE_KEYS))
-    if unknown:
-        raise BadRequest(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(RUN_KEYS + ENGINE_KEYS)}")
-    every, folder = 0, ""
-    if obj.get("images") is not None:
-        spec = obj["images"]
-        if not isinstance(spec, dict):
-            raise BadRequest('\'images\' must be {"every": N, "dir": "/folder"}')
-        every = _field(spec, "every", int, "a whole number of evaluations, 1 or more")
-        folder = _field(spec, "dir", str, "an existing folder for the intermediate images")
-        if every < 1:
-            raise BadRequest("'images.every' must be 1 or more")
-    return Request(rid, content, styles, output, dict(options), every, folder)
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
@@ -105,18 +43,16 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 
 
 class Emitter:
-    """Writes one JSON object per line; threads share it, so each line is written whole under a lock."""
+    """Writes one message per event; threads share it, so each is written whole under a lock."""
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: IO[bytes]):
         self.stream, self.lock = stream, threading.Lock()
 
     def __call__(self, **event: Any) -> None:
-        line = json.dumps(event, allow_nan=False, default=float) + "\n"
         with self.lock:
             try:
-                self.stream.write(line)
-                self.stream.flush()
-            except (OSError, ValueError):  # the client has gone; stdin EOF will end the worker
+                contract.write_message(self.stream, event)
+            except (OSError, ValueError):  # the client has gone (a closed pipe): stdin EOF or SIGTERM ends the worker
                 pass
 
 
@@ -141,7 +77,7 @@ class _ImageWriter:
         p = self.progress
         self.emit(
             id=self.req.id,
-            event="image",
+            event=contract.IMAGE,
             path=str(path),
             width=int(rgb.shape[1]),
             height=int(rgb.shape[0]),
@@ -165,10 +101,14 @@ def _remove(path: Path) -> None:
         pass
 
 
-class Server:
-    """The request queue, the cancel bookkeeping and the run loop; the reader thread feeds `submit_line`."""
+class _Duplicate(BadRequest):
+    """A request whose id is queued or running: answered with `rejected`, which does not end that id."""
 
-    def __init__(self, engine_factory: EngineFactory, emit: Emitter, device: str = "auto", precision: str = "auto"):
+
+class Server:
+    """The request queue, the cancel bookkeeping and the run loop; the reader thread runs `read_requests`."""
+
+    def __init__(self, engine_factory: EngineFactory, emit: Emitter, device: str, precision: str):
         self.factory, self.emit = engine_factory, emit
         self.default_engine = (device, precision)
         self.engines: dict[tuple[str, str], Any] = {}
@@ -178,6 +118,7 @@ class Server:
         self.running: Request | None = None
         self.running_cancel = threading.Event()
         self.closed = False
+        self.terminated = False  # by SIGTERM
 
     def engine(self, device: str, precision: str) -> Any:
         """Engines are keyed by the device and precision asked for; the worker's own is loaded before `ready`."""
@@ -188,32 +129,44 @@ class Server:
         return self.engines[key]
 
     # -- reader thread -------------------------------------------------------------------------
-    def submit_line(self, raw: bytes) -> None:
-        if not raw.strip():
-            return
-        rid = None
-        try:
+    def read_requests(self, reader: MessageReader) -> None:
+        """The reader thread: every message until stdin closes, then `close`."""
+        while True:
             try:
-                obj = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as exc:
-                raise BadRequest(f"not a JSON object ({exc}); send one JSON object per line") from exc
-            if not isinstance(obj, dict):
-                raise BadRequest("not a JSON object; send one JSON object per line")
-            rid = obj.get("id") if isinstance(obj.get("id"), str) else None
+                message = reader.read()
+            except BadRequest as exc:  # a line that is no message: no id can be read from it
+                self.emit(id=None, event=contract.ERROR, kind="BadRequest", code=exc.exit_code, message=str(exc))
+                continue
+            if message is None:
+                break
+            self.submit(message.obj)
+        self.close()
+
+    def submit(self, obj: dict[str, Any]) -> None:
+        rid = obj.get("id") if isinstance(obj.get("id"), str) else None
+        try:
             op = obj.get("op")
             if op == "cancel":
-                self.cancel(_field(obj, "id", str, "the id of the request to cancel"))
-            elif op == "stylize":
-                self.enqueue(parse_request(obj))
-            else:
+                self.cancel(contract.parse_cancel(obj))
+                return
+            if self.in_use(rid):
+                raise _Duplicate(f"request id '{rid}' is already queued or running; use a new id per request")
+            if op != "stylize":
                 raise BadRequest(f"unknown op {op!r}; use 'stylize' or 'cancel'")
-        except BadRequest as exc:
-            self.emit(id=rid, event="error", kind="BadRequest", message=str(exc))
+            self.enqueue(parse_request(obj))
+        except _Duplicate as exc:  # not that id's end: its own terminal event is still to come
+            self.emit(id=rid, event=contract.REJECTED, duplicate=True, kind="BadRequest", code=exc.exit_code, message=str(exc))
+        except BadRequest as exc:  # the refused request's end
+            self.emit(id=rid, event=contract.ERROR, kind="BadRequest", code=exc.exit_code, message=str(exc))
+
+    def in_use(self, rid: str | None) -> bool:
+        with self.cond:
+            return rid is not None and (
+                (self.running is not None and self.running.id == rid) or any(q.id == rid for q in self.queue)
+            )
 
     def enqueue(self, req: Request) -> None:
-        with self.cond:
-            if (self.running and self.running.id == req.id) or any(q.id == req.id for q in self.queue):
-                raise BadRequest(f"request id '{req.id}' is already queued or running; use a new id per request")
+        with self.cond:  # only this thread adds requests, so the id checked in `submit` is still free
             self.queue.append(req)
             self.cond.notify()
 
@@ -227,7 +180,7 @@ class Server:
             for q in queued:
                 self.queue.remove(q)
         if queued:
-            self.emit(id=rid, event="cancelled")
+            self.emit(id=rid, event=contract.CANCELLED)
 
     def close(self) -> None:
         """stdin closed: nobody will read results, so the running request stops and the queue is dropped."""
@@ -261,7 +214,7 @@ class Server:
         try:
             result = self._stylize(req, cancel, writer)
             outcome = dict(
-                event="result",
+                event=contract.RESULT,
                 path=req.output,
                 width=result.width,
                 height=result.height,
@@ -269,13 +222,13 @@ class Server:
                 weights_loads=self.weights_loads,
             )
         except Cancelled:
-            outcome = dict(event="cancelled")
+            outcome = dict(event=contract.CANCELLED)
         except StylecoreError as exc:
-            outcome = dict(event="error", kind=type(exc).__name__, message=_one_line(str(exc)), code=exc.exit_code)
+            outcome = dict(event=contract.ERROR, kind=type(exc).__name__, message=_one_line(str(exc)), code=exc.exit_code)
         except Exception as exc:  # a bug: one line on stdout, the traceback in the log
             traceback.print_exc(file=sys.stderr)
             outcome = dict(
-                event="error",
+                event=contract.ERROR,
                 kind="InternalError",
                 code=EXIT_INTERNAL,
                 message=_one_line(f"internal error: {type(exc).__name__}: {exc}; the traceback is in the worker log"),
@@ -298,7 +251,7 @@ class Server:
         def progress(p: Progress) -> None:
             if writer:
                 writer.progress = p
-            self.emit(id=req.id, event="progress", **p.to_dict())
+            self.emit(id=req.id, event=contract.PROGRESS, **p.to_dict())
 
         result = engine.stylize(req.content, req.styles, progress=progress, cancel=cancel, on_image=writer, **opts)
         if cancel.is_set():  # a cancel that arrived after the last evaluation still wins: the client asked for no result
@@ -316,22 +269,6 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def read_lines(fd: int, on_line: Callable[[bytes], None], on_eof: Callable[[], None]) -> None:
-    """Raw reads on the descriptor: a thread blocked in a buffered reader would hold its lock at interpreter exit."""
-    pending = b""
-    try:
-        while chunk := os.read(fd, 65536):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                on_line(line)
-    except OSError:
-        pass
-    if pending.strip():
-        on_line(pending)
-    on_eof()
-
-
 def die_with_parent() -> None:
     """Linux: the kernel sends SIGTERM when the parent exits, even if stdin stays open in a grandchild. Best effort."""
     if not sys.platform.startswith("linux"):
@@ -343,12 +280,14 @@ def die_with_parent() -> None:
         pass
 
 
-def _protocol_stream() -> TextIO:
-    """Keeps the real stdout for protocol lines and points fd 1 and sys.stdout at stderr, so a stray print can't corrupt it."""
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8", newline="\n")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return out
+def _stop_on_sigterm(server: Server) -> None:
+    """SIGTERM (also what the kernel sends when the parent dies): stop like at stdin EOF, so the intermediate files go."""
+
+    def stop(signum: int, frame: Any) -> None:  # no logging here: the interrupted thread may hold stderr's lock
+        server.terminated = True
+        server.close()
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _default_factory(model: str, weights: str | None, random_weights: bool) -> EngineFactory:
@@ -364,9 +303,11 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="stylecore worker", description="Long-lived engine speaking JSON lines on stdin/stdout (docs/worker-protocol.md)."
     )
-    p.add_argument("--device", default="auto", help="device of the engine loaded at start (default auto)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
-    p.add_argument("--model", choices=["vgg16", "vgg19"], default="vgg16")
+    p.add_argument(
+        "--device", default=contract.option("device").default, help="device of the engine loaded at start (default auto)"
+    )
+    p.add_argument("--precision", choices=contract.PRECISIONS, default=contract.option("precision").default)
+    p.add_argument("--model", choices=contract.MODELS, default=contract.MODELS[0])
     p.add_argument("--weights", default=None, help="weights file; default: the verified cache")
     p.add_argument("--random-weights", action="store_true", help="seeded random weights: for tests only, results are meaningless")
     return p.parse_args(argv)
@@ -375,37 +316,41 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = _parse_args(argv)
     die_with_parent()
-    emit = Emitter(_protocol_stream())
+    emit = Emitter(contract.claim_stdout())
     server = Server(_default_factory(args.model, args.weights, args.random_weights), emit, args.device, args.precision)
+    _stop_on_sigterm(server)
     started = time.perf_counter()
     try:
         engine = server.engine(args.device, args.precision)
     except StylecoreError as exc:
-        emit(id=None, event="error", kind=type(exc).__name__, message=_one_line(str(exc)), code=exc.exit_code)
+        emit(id=None, event=contract.ERROR, kind=type(exc).__name__, message=_one_line(str(exc)), code=exc.exit_code)
         return exc.exit_code
     except Exception as exc:  # a bug or a broken install: one line for the client, the traceback in the log
         traceback.print_exc(file=sys.stderr)
         emit(
             id=None,
-            event="error",
+            event=contract.ERROR,
             kind="InternalError",
             code=EXIT_INTERNAL,
             message=_one_line(f"the engine failed to load: {type(exc).__name__}: {exc}; the traceback is in the worker log"),
         )
         return EXIT_INTERNAL
     emit(
-        event="ready",
-        protocol=PROTOCOL,
-        version=__version__,
+        event=contract.READY,
+        protocol=contract.PROTOCOL,
+        version=contract.VERSION,
         device=str(engine.runtime.device),
         load_seconds=round(time.perf_counter() - started, 3),
         weights_loads=server.weights_loads,
         pid=os.getpid(),
     )
-    reader = threading.Thread(target=read_lines, args=(0, server.submit_line, server.close), name="stdin", daemon=True)
+    reader = threading.Thread(target=server.read_requests, args=(MessageReader(0),), name="stdin", daemon=True)
     reader.start()
     try:
         server.serve()
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    if server.terminated:
+        _log("stopped by SIGTERM")
+        return EXIT_CANCELLED
     return 0

@@ -3,12 +3,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from stylecore import cli, engine
+from stylecore import cli, contract, engine
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_demo_runs_on_built_in_images(random_engine, tmp_path):
 def _one_error_line(capsys) -> str:
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("stylecore: error:"), err
-    assert "Traceback" not in err[0]
+    assert "Traceback" not in err[0] and "error: stylecore" not in err[0]
     return err[0]
 
 
@@ -83,11 +84,17 @@ def test_bad_content_files_exit_2_with_one_line(random_engine, setup, expect, st
 @pytest.mark.parametrize(
     "args,expect",
     [
-        (["--strength", "250"], "strength"),
-        (["--style-scale", "100"], "style scale"),
-        (["--working-size", "100000"], "working size"),
-        (["--preset", "ultra"], "invalid choice"),
-        (["--strength", "abc"], "invalid float"),
+        (["--strength", "250"], "argument --strength: strength 250.0 is outside 0..100"),
+        (["--style-scale", "100"], "argument --style-scale"),
+        (["--working-size", "100000"], "argument --working-size: working_size 100000 is outside 64..8192"),
+        (["--preset", "ultra"], "preset 'ultra' unknown; use one of instant, draft, balanced, best"),
+        (["--strength", "abc"], "strength 'abc' is not a number"),
+        (["--strength", "nan"], "strength nan is not a number"),
+        (["--seed", "99999999999999999999"], "argument --seed: seed 99999999999999999999 is outside 0..2"),
+        (["--seed", "-1"], "is outside 0..2"),
+        (["--working-size", "9" * 30], "is outside 64..8192"),
+        (["--device", "gpu"], "device 'gpu' unknown"),
+        (["--pooling", "min"], "pooling 'min' unknown"),
     ],
 )
 def test_absurd_options_exit_2(random_engine, content_png, style_png, tmp_path, capsys, args, expect):
@@ -107,6 +114,122 @@ def test_output_folder_and_extension_are_checked_before_the_run(random_engine, c
     assert "does not exist" in _one_error_line(capsys)
     assert run_cli(content_png, style_png, "-o", tmp_path / "o.xyz") == 2
     assert "extension" in _one_error_line(capsys)
+
+
+def never_run(*args, **kwargs):
+    raise AssertionError("the run started: the bad output should have been refused first")
+
+
+@pytest.mark.parametrize(
+    "name,extra,expect",
+    [
+        ("o.psd", [], "Pillow reads PSD ('.psd') but cannot write it"),
+        ("o.jpg", ["--bit-depth", "16"], "JPEG holds 8 bits per channel"),
+        ("o.webp", ["--bit-depth", "16"], "WEBP holds 8 bits per channel"),
+        ("folder", [], "is a folder; give the output a file name"),
+        ("file.txt/o.png", [], "is a file, not a folder"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_the_run(
+    monkeypatch, content_png, style_png, tmp_path, capsys, name, extra, expect
+):
+    monkeypatch.setattr(cli, "stylize", never_run)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    assert run_cli(content_png, style_png, "-o", tmp_path / name, *extra) == 2
+    assert expect in _one_error_line(capsys)
+
+
+def _takes_files(folder: Path) -> bool:
+    try:
+        (folder / ".probe").touch()
+    except OSError:
+        return False
+    (folder / ".probe").unlink()
+    return True
+
+
+def test_an_output_in_a_read_only_folder_is_refused_before_the_run(monkeypatch, content_png, style_png, tmp_path, capsys):
+    monkeypatch.setattr(cli, "stylize", never_run)
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if _takes_files(folder):  # root writes anywhere chmod allows; sysfs refuses even root
+        folder = Path("/sys")
+        if not folder.is_dir() or _takes_files(folder):
+            pytest.skip("no folder here refuses this user")
+    assert run_cli(content_png, style_png, "-o", folder / "o.png") == 2
+    line = _one_error_line(capsys)
+    assert f"the folder {folder} is read-only" in line and "choose a folder you can write to" in line
+    assert not list(folder.glob(".o.png*"))
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_output_honours_the_umask(random_engine, content_png, style_png, tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        assert run_cli(content_png, style_png, "-o", tmp_path / "o.png", "--working-size", 64, "--preset", "draft", "-q") == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "o.png").stat().st_mode & 0o777 == mode
+
+
+def test_paths_no_file_system_can_hold_get_one_line(random_engine, style_png, tmp_path, capsys):
+    for bad in ("a\x00b.png", "\ud800.png"):
+        assert run_cli(tmp_path / bad, style_png, "-o", tmp_path / "o.png") == 2
+        assert "content image: the path holds" in _one_error_line(capsys)
+        assert run_cli(style_png, style_png, "-o", tmp_path / bad) == 2
+        assert "output: the path holds" in _one_error_line(capsys)
+
+
+def test_json_progress_stdout_carries_json_only(monkeypatch, content_png, style_png, tmp_path, capsys):
+    def chatty(*args, **kwargs):  # as a weights download that prints its notice
+        print('Downloading: "https://download.pytorch.org/models/vgg16-397923af.pth"')
+        return engine.stylize(*args, **{**kwargs, "random_weights": True})
+
+    monkeypatch.setattr(cli, "stylize", chatty)
+    out = tmp_path / "o.png"
+    assert run_cli(content_png, style_png, "-o", out, "--working-size", 64, "--preset", "draft", "--json-progress") == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["event"] for line in captured.out.splitlines()][-1] == "done"
+    assert "Downloading" in captured.err
+
+
+def test_json_progress_into_head_stops_the_lines_not_the_run(content_png, style_png, tmp_path):
+    """`stylecore ... --json-progress | head -n 1`: the reader goes after one line."""
+    out = tmp_path / "o.png"
+    code = (
+        "import functools, sys; from stylecore import cli, contract, engine; "
+        "cli.stylize = functools.partial(engine.stylize, random_weights=True); sys.exit(cli.main(sys.argv[1:]))"
+    )
+    args = [content_png, style_png, "-o", out, "--working-size", 64, "--preset", "draft", "--json-progress"]
+    proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(proc.stdout.readline())["event"] == "progress"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    assert "Traceback" not in err and "Exception ignored" not in err and "BrokenPipe" not in err
+    assert out.exists()
+
+
+def test_readme_lists_every_exit_code():
+    from stylecore import contract
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = "Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in contract.EXIT_CODES) + "."
+    assert line in readme and "130" in line
+
+
+@pytest.mark.parametrize("setup", ["fifo", "missing", "text"])
+def test_a_bad_input_file_is_named_before_the_weights_load(content_png, style_png, tmp_path, monkeypatch, capsys, setup):
+    monkeypatch.setenv("STYLECORE_WEIGHTS", str(tmp_path / "missing.npz"))  # loading them would fail with code 3
+    bad = tmp_path / "bad.png"
+    if setup == "fifo":
+        os.mkfifo(bad)  # read, it would block for ever
+    elif setup == "text":
+        bad.write_text("no image")
+    assert run_cli(content_png, bad, "-o", tmp_path / "o.png") == 2
+    assert str(bad) in _one_error_line(capsys)
 
 
 def test_missing_weights_exit_3(content_png, style_png, tmp_path, monkeypatch, capsys):
@@ -136,7 +259,8 @@ def test_json_mode_reports_errors_as_json(random_engine, style_png, tmp_path, ca
 
 def test_weights_path_prints_the_cache_location(capsys, tmp_path):
     assert run_cli("weights", "path") == 0
-    assert capsys.readouterr().out.strip().endswith("vgg16-features.npz")
+    vgg, instant = capsys.readouterr().out.strip().splitlines()
+    assert vgg.endswith("vgg16-features.npz") and instant.endswith("instant")
     assert run_cli("weights", "verify") == 3
 
 
@@ -197,6 +321,7 @@ def test_every_cli_option_reaches_the_engine(monkeypatch, content_png, style_png
         tv_weight=0.5,
     )
     assert {k: seen[k] for k in expected} == expected
+    assert {o.name for o in contract.OPTIONS} <= set(seen), "every option in the table is a CLI flag"
 
 
 @pytest.mark.real_weights

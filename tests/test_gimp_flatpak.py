@@ -134,7 +134,7 @@ def sim(request, real_weights_available):
         root_script(dist, "umount")
         shutil.rmtree(SHARE)
     HOME.mkdir(parents=True)
-    for part in ("install.py", "pyproject.toml", "README.md", "stylecore", "gimp_plugin"):
+    for part in ("install.py", "installer", "pyproject.toml", "README.md", "stylecore", "gimp_plugin"):
         src, dst = REPO / part, SHARE / "repo" / part
         if src.is_dir():
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))

@@ -1,5 +1,6 @@
 import io
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -132,3 +133,59 @@ def _png_bytes() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "PNG")
     return buf.getvalue()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR that declare width x height RGB at 8 bits, and a token IDAT."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+
+
+def test_more_pixels_than_the_memory_holds_are_refused_from_the_header(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "available_memory", lambda: 4 * 2**30)
+    p = tmp_path / "declares-10000x10000.png"
+    p.write_bytes(_png_header(10000, 10000))
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded before the size was checked"))
+    with pytest.raises(BadInput) as caught:
+        images.load(p, "content image")
+    message = str(caught.value)
+    assert str(p) in message and "10000x10000 (100 MP), more than this machine can work on" in message
+    assert "4.0 GiB" in message and "scale it down first" in message
+
+
+def test_the_pixel_limit_follows_the_free_memory(monkeypatch):
+    monkeypatch.setattr(images, "available_memory", lambda: 8 * 2**30)
+    assert images.pixel_limit() == 8 * 2**30 // images.BYTES_PER_PIXEL
+    monkeypatch.setattr(images, "available_memory", lambda: 2**50)
+    assert images.pixel_limit() == images.MAX_PIXELS
+
+
+def test_a_huge_file_that_is_no_image_is_refused_without_reading_it(tmp_path, monkeypatch):
+    p = tmp_path / "sparse.png"
+    with open(p, "wb") as fh:
+        fh.truncate(2 * 2**30)  # 2 GB of holes: no disk, but a whole read would take 2 GB of memory
+    monkeypatch.setattr(type(p), "read_bytes", lambda self: pytest.fail("read whole"))
+    with pytest.raises(BadInput, match="not an image file"):
+        images.load(p)
+
+
+def test_a_big_npy_is_checked_from_its_header(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "available_memory", lambda: 2**30)
+    p = tmp_path / "big.npy"
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 1, 4), np.float32))
+    header["shape"] = (20000, 20000, 4)
+    with open(p, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        fh.truncate(fh.tell() + 20000 * 20000 * 16)
+    with pytest.raises(BadInput, match="20000x20000 .400 MP., more than this machine"):
+        images.load(p)
+
+
+@pytest.mark.parametrize("path", ["a\x00b.png", "\ud800.png"])
+def test_paths_no_file_system_can_hold_are_bad_input(tmp_path, path):
+    with pytest.raises(BadInput, match="the path holds"):
+        images.load(str(tmp_path / path), "style image")

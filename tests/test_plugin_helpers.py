@@ -21,17 +21,36 @@ import pytest
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "gimp_plugin" / "style-transfer"
 FAKE_WORKER = Path(__file__).resolve().parent / "gimp" / "fake_worker.py"
 sys.path.insert(0, str(PLUGIN_DIR))
+import settings  # noqa: E402
 import worker_client as wc  # noqa: E402
 
 sys.path.remove(str(PLUGIN_DIR))
+
+from stylecore import contract, hostenv  # noqa: E402
+
+
+class RecordingProcedure:
+    """Stands in for Gimp.ImageProcedure: records each add_*_argument call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, method):
+        return lambda *args: self.calls.append((method, args))
 
 
 def load_plugin_module():
     """Imports style-transfer.py with a stub `gi`, as a test would without GIMP; Gimp.main must not run."""
     repo = types.ModuleType("gi.repository")
-    for name in ("Gegl", "GLib", "GObject"):
+    for name in ("Gegl", "GLib"):
         setattr(repo, name, types.SimpleNamespace())
-    repo.Gimp = types.SimpleNamespace(PlugIn=type("PlugIn", (), {}), main=lambda *a: pytest.fail("Gimp.main ran on import"))
+    repo.GObject = types.SimpleNamespace(ParamFlags=types.SimpleNamespace(READWRITE="rw"))
+    repo.Gimp = types.SimpleNamespace(
+        PlugIn=type("PlugIn", (), {}),
+        main=lambda *a: pytest.fail("Gimp.main ran on import"),
+        FileChooserAction=types.SimpleNamespace(OPEN="open"),
+        Choice=types.SimpleNamespace(new=RecordingProcedure),
+    )
     gi = types.ModuleType("gi")
     gi.require_version = lambda *a: None
     gi.repository = repo
@@ -54,53 +73,90 @@ def load_plugin_module():
 
 
 def test_plugin_files_import_only_the_standard_library_and_gi():
-    allowed = set(sys.stdlib_module_names) | {"gi", "worker_client", "preview"}
+    allowed = set(sys.stdlib_module_names) | {"gi", "worker_client", "preview", "settings"}
     for path in PLUGIN_DIR.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.level == 0:
-                names = [node.module]
+                names = [node.module] if node.module != "stylecore" else [f"stylecore.{a.name}" for a in node.names]
             for name in names:
+                if name.startswith("stylecore."):  # install.py copies these beside the plug-in
+                    assert name.split(".")[1] in {"contract", "hostenv"}, f"{path.name} imports {name}"
+                    continue
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}: GIMP's own Python may not have it"
+
+
+def config_getter(**values):
+    """config.get_property for the procedure's defaults, with some values changed."""
+    merged = {arg.name: arg.default for arg in settings.arguments()} | values
+    return lambda name: merged[name]
 
 
 def test_plugin_module_imports_without_gimp_and_builds_requests():
     plugin = load_plugin_module()
-    settings = {
-        "strength": 55.0,
-        "preserve-colors": True,
-        "style-scale": 1.5,
-        "quality": "draft",
-        "working-size": 0,
-        "seed": 7,
-        "seamless": False,
-        "device": "cpu",
-        "style-blend": 25.0,
-    }
-    req = plugin.stylize_request("r1", "/t/c.npy", [("/s/a.jpg", 0.75), ("/t/s.npy", 0.25)], settings, "/t/o.npy")
-    assert req == {
-        "op": "stylize",
-        "id": "r1",
-        "content": "/t/c.npy",
-        "styles": [{"path": "/s/a.jpg", "weight": 0.75}, {"path": "/t/s.npy", "weight": 0.25}],
-        "options": {
-            "strength": 55.0,
-            "preserve_colors": True,
-            "style_scale": 1.5,
-            "preset": "draft",
-            "working_size": None,
-            "seed": 7,
-            "seamless": False,
-            "device": "cpu",
-        },
-        "output": "/t/o.npy",
-    }
-    assert json.loads(json.dumps(req)) == req
-    assert plugin.stylize_request("r", "c", [], {**settings, "working-size": 300}, "o")["options"]["working_size"] == 300
-    assert plugin.style_weights(25.0) == (0.75, 0.25)
-    text = plugin.progress_text({"scale": 2, "scales": 3, "step": 4, "steps": 10, "eta": 75.0})
+    assert plugin.PROC_NAME == "python-fu-style-transfer"
+    options = settings.options_from(config_getter(strength=55.0, **{"preserve-colors": True, "quality": "draft"}))
+    request = settings.build_request("r1", "/t/c.npy", [("/s/a.jpg", 0.75), ("/t/s.npy", 0.25)], options, "/t/o.npy")
+    parsed = contract.parse_request(json.loads(json.dumps(request)))  # what the worker reads
+    assert parsed.styles == (("/s/a.jpg", 0.75), ("/t/s.npy", 0.25)) and parsed.output == "/t/o.npy"
+    assert dict(parsed.options) == {**contract.defaults(o for o in contract.OPTIONS if o.gimp), "strength": 55.0,
+                                    "preserve_colors": True, "preset": "draft"}  # fmt: skip
+    assert "images" not in request
+    preview = settings.build_request("p1", "/t/c.npy", [("/s/a.jpg", 1.0)], options, "/t/p.npy", preview_dir="/t")
+    assert preview["options"] == {**request["options"], **settings.PREVIEW_OPTIONS} and preview["images"]["dir"] == "/t"
+    assert settings.options_from(config_getter(**{"working-size": 300}))["working_size"] == 300
+    assert settings.options_from(config_getter(**{"working-size": 0}))["working_size"] is None  # 0: the preset's
+    assert settings.style_weights(25.0) == (0.75, 0.25)
+    text = settings.progress_text({"scale": 2, "scales": 3, "step": 4, "steps": 10, "eta": 75.0})
     assert text == "Style transfer: scale 2/3, step 4/10, about 1:15 left"
-    assert "left" not in plugin.progress_text({"scale": 1, "scales": 3, "step": 0, "steps": 10, "eta": None})
+    assert "left" not in settings.progress_text({"scale": 1, "scales": 3, "step": 0, "steps": 10, "eta": None})
+
+
+@pytest.mark.parametrize("name, value, words", [("working-size", 20, "working_size 20 is outside 64..8192"),
+                                                ("quality", "fastest", "preset 'fastest' unknown")])  # fmt: skip
+def test_a_bad_setting_is_refused_before_any_worker_starts(name, value, words):
+    with pytest.raises(contract.BadRequest, match=words):
+        settings.options_from(config_getter(**{name: value}))
+
+
+def test_plugin_and_engine_agree_on_every_option_preset_and_device():
+    from stylecore import device, presets
+    from stylecore.options import StyleOptions
+
+    args = {a.name: a for a in settings.arguments()}
+    offered = {o.gimp: o for o in contract.OPTIONS if o.gimp}
+    assert {a.option for a in args.values() if a.option} == {o.name for o in offered.values()}
+    for gimp_name, opt in offered.items():
+        arg = args[gimp_name]
+        assert arg.option == opt.name and arg.help == opt.help
+        assert arg.default == (0 if opt.default is None else opt.default), gimp_name
+        if arg.kind in ("int", "double"):
+            assert (arg.minimum, arg.maximum) == (0 if opt.nullable else opt.minimum, opt.maximum), gimp_name
+    assert [n for n, _ in args["quality"].choices] == list(presets.PRESETS) == [n for n, _ in contract.PRESETS]
+    for name, _ in args["device"].choices:  # the engine takes every device the dialog offers
+        assert contract.option("device").problem(name) is None, name
+    assert str(device.pick_device("cpu")) == "cpu"
+    assert [n for n, _ in args["device"].choices] == [n for n, _ in contract.DEVICES]
+    engine_defaults = StyleOptions()
+    for opt in contract.RUN_OPTIONS:
+        if hasattr(engine_defaults, opt.name):
+            assert getattr(engine_defaults, opt.name) == opt.default, opt.name
+    # what GIMP is asked to register: the same names, ranges and defaults, in the order scripts rely on
+    plugin = load_plugin_module()
+    proc = RecordingProcedure()
+    for arg in settings.arguments():
+        plugin.add_argument(proc, arg)
+    registered = [(method, call[0]) for method, call in proc.calls]
+    assert [name for _, name in registered][:3] == ["style-file", "strength", "preserve-colors"]
+    assert [name for _, name in registered][-2:] == ["seamless", "style-layer"]
+    calls = {call[0]: (method, call) for method, call in proc.calls}
+    assert calls["strength"] == (
+        "add_double_argument",
+        ("strength", "S_trength", contract.option("strength").help, 0, 100, 70.0, "rw"),
+    )
+    assert calls["working-size"][1][3:6] == (0, 8192, 0) and calls["seed"][1][3:6] == (0, 2**31 - 1, 0)
+    quality_choice = calls["quality"][1][3]
+    assert [c[1][0] for c in quality_choice.calls] == [n for n, _ in contract.PRESETS] and calls["quality"][1][4] == "balanced"
 
 
 # --- .npy without numpy ---------------------------------------------------------------------------------
@@ -180,17 +236,17 @@ def test_config_problems_are_one_line_messages_that_name_the_repair(tmp_path):
         if path is None:
             path = str(tmp_path / "broken.json")
             Path(path).write_text("{not json")
-        with pytest.raises(wc.PluginError) as err:
-            wc.load_config(path)
+        with pytest.raises(hostenv.ConfigError) as err:
+            hostenv.load_config(path)
         message = str(err.value)
         assert words in message and "\n" not in message, (what, message)
-        assert (repair if what in ("no python", "relative", "gone") else wc.DEFAULT_REPAIR) in message, (what, message)
+        assert (repair if what in ("no python", "relative", "gone") else hostenv.DEFAULT_REPAIR) in message, (what, message)
 
 
 def test_config_without_the_newer_keys_is_accepted(tmp_path):
-    config = wc.load_config(write_config(tmp_path, python=sys.executable, pythonpath=""))
-    assert config == wc.WorkerConfig(sys.executable, "", "", "native", wc.DEFAULT_REPAIR)
-    full = wc.load_config(
+    config = hostenv.load_config(write_config(tmp_path, python=sys.executable, pythonpath=""))
+    assert config == hostenv.WorkerConfig(sys.executable, "", "", "native", hostenv.DEFAULT_REPAIR)
+    full = hostenv.load_config(
         write_config(
             tmp_path, python=sys.executable, pythonpath="/e", python_version="3.13", layout="flatpak", repair="flatpak run x"
         )
@@ -221,22 +277,35 @@ def test_environment_is_cleaned_of_gimps_python_and_loader_variables():
         "VIRTUAL_ENV": "/v",
         "FONTCONFIG_FILE": "/app/fonts.conf",
         "APPDIR": "/tmp/.mount",
+        "STYLECORE_CACHE": "/installer/shell/cache",  # the installer's shell: GIMP from the desktop has none
     }
-    env = wc.worker_environment(gimp_env, "")
+    env = hostenv.worker_environment(gimp_env, "")
     assert env == {k: gimp_env[k] for k in ("PATH", "HOME", "TMPDIR", "LANG", "DISPLAY")}
     assert (
-        wc.worker_environment(gimp_env, "/gimp/plug-ins/style-transfer/engine")["PYTHONPATH"]
+        hostenv.worker_environment(gimp_env, "/gimp/plug-ins/style-transfer/engine")["PYTHONPATH"]
         == "/gimp/plug-ins/style-transfer/engine"
     )
 
 
-def test_worker_command_is_the_absolute_interpreter_run_through_the_guard(tmp_path):
-    config = wc.WorkerConfig("/opt/py/bin/python3", "/e")
-    assert wc.worker_command(config) == ["/opt/py/bin/python3", "-u", "-m", "stylecore", "worker"]
-    cmd = wc.guarded_command(config, "/tmp/stylecore-gimp-1-x", 1234)
-    assert cmd[:3] == ["/opt/py/bin/python3", "-u", "-c"] and cmd[4:6] == ["1234", "/tmp/stylecore-gimp-1-x"]
-    assert cmd[6:] == wc.worker_command(config)
-    compile(cmd[3], "guard", "exec")
+def test_worker_command_is_the_absolute_interpreter_run_through_the_guard_file():
+    config = hostenv.WorkerConfig("/opt/py/bin/python3", "/e")
+    assert hostenv.worker_command(config) == ["/opt/py/bin/python3", "-u", "-m", "stylecore", "worker"]
+    cmd = hostenv.guarded_command(config, "/tmp/stylecore-gimp-1-x", 1234)
+    assert cmd[:4] == ["/opt/py/bin/python3", "-I", "-u", str(hostenv.GUARD)] and hostenv.GUARD.is_file()
+    assert cmd[4:7] == ["1234", "/tmp/stylecore-gimp-1-x", "--"] and cmd[7:] == hostenv.worker_command(config)
+
+
+def test_one_cache_rule_for_weights_logs_and_the_installer(monkeypatch, tmp_path):
+    from stylecore import weights
+
+    monkeypatch.delenv("STYLECORE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert weights.cache_dir() == hostenv.stylecore_cache() == tmp_path / "xdg" / "stylecore"
+    fd, log = wc.open_run_log()
+    os.close(fd)
+    assert Path(log).parent == tmp_path / "xdg" / "stylecore" / "gimp-logs"
+    monkeypatch.setenv("STYLECORE_CACHE", str(tmp_path / "own"))
+    assert weights.cache_dir() == hostenv.stylecore_cache() == tmp_path / "own"
 
 
 # --- private files ---------------------------------------------------------------------------------------
@@ -315,6 +384,7 @@ def fake(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(wc.tempfile, "tempdir", None)
+    monkeypatch.delenv("STYLECORE_CACHE", raising=False)  # the logs go to XDG_CACHE_HOME's stylecore folder
     # the base interpreter: a venv's editable-install finder would find the real stylecore before PYTHONPATH
     python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
     config = write_config(tmp_path, python=python, pythonpath=str(engine), repair="python3 /src/install.py")
@@ -363,6 +433,18 @@ def test_worker_runs_a_request_with_a_clean_environment(fake):
                 }
             )
         assert str(err.value) == "bad.jpg: not an image fix it"
+        # one reader, two consumers: a listener (the preview) and then a blocking run (OK), with no draining
+        seen = []
+        worker.listen(seen.append)
+        request = settings.build_request("p1", content, [("s.jpg", 1.0)], {}, output, preview_dir=worker.workdir)
+        worker.send(request)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(e.get("event") == "result" for e in seen):
+            time.sleep(0.05)
+        assert [e["event"] for e in seen] == ["progress", "result"] and all(e["id"] == "p1" for e in seen)
+        worker.send({**request, "id": "p2"})  # a preview still on its way when OK is pressed
+        final = worker.run({**request, "id": "final"})
+        assert final["event"] == "result" and final["id"] == "final"
         assert "fake worker starting" in Path(worker.log_path).read_text()
     finally:
         worker.close()
@@ -375,6 +457,7 @@ def test_broken_worker_environment_says_what_to_run(fake):
     with pytest.raises(wc.PluginError) as err:
         wc.Worker.start(fake.config)
     message = str(err.value)
+    assert os.listdir(fake.tmp) == [] or not wait_for(lambda: os.listdir(fake.tmp))
     assert "\n" not in message and "No module named 'torch'" in message and "run: python3 /src/install.py" in message
     assert os.listdir(fake.tmp) == []
     fake.mode.write_text("noweights")  # an error event before ready: its message is the reason
@@ -387,13 +470,17 @@ def test_broken_worker_environment_says_what_to_run(fake):
 DRIVER = textwrap.dedent("""
     import json, os, sys
     sys.path.insert(0, sys.argv[1])
+    sys.path.insert(1, sys.argv[3])
     import worker_client as wc
     w = wc.Worker.start(sys.argv[2])
     content = os.path.join(w.workdir, "content.npy")
     wc.write_npy(content, 1, 1, 4, bytes(16))
+    import queue
+    events = queue.Queue()
+    w.listen(events.put)
     w.send({"op": "stylize", "id": "k", "content": content, "styles": [{"path": "s", "weight": 1}], "options": {},
             "output": os.path.join(w.workdir, "o.npy")})
-    assert w.read_event()["event"] == "progress"
+    assert events.get(timeout=30)["event"] == "progress"
     print(json.dumps({"workdir": w.workdir, "worker": w.ready["pid"]}), flush=True)
     input()
 """)
@@ -404,7 +491,7 @@ def test_killing_the_plugin_mid_run_leaves_no_files_and_no_worker(fake):
     """GIMP's Cancel kills the plug-in: the guard must still remove the temp dir, even from a worker that ignores EOF and SIGTERM."""
     fake.mode.write_text("slow")
     driver = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, str(PLUGIN_DIR), fake.config],
+        [sys.executable, "-c", DRIVER, str(PLUGIN_DIR), fake.config, str(Path(hostenv.__file__).parents[1])],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -428,3 +515,25 @@ def _alive(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def wait_for(condition, seconds: float = 15.0):
+    """condition() once it is true, or its last value after `seconds` (a guard may still be cleaning up)."""
+    deadline = time.monotonic() + seconds
+    while not (value := condition()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return value
+
+
+def test_session_writes_a_style_layer_once_and_keeps_one_worker(fake):
+    session = wc.Session(fake.config)
+    written = []
+    try:
+        worker = session.ready_worker()
+        for _ in range(3):  # three previews and the final run
+            path = session.style_file("layer-7", lambda p: written.append(p) or Path(p).write_bytes(b"x"))
+        assert written == [path] and os.path.dirname(path) == worker.workdir
+        assert session.spawn() is worker and session.next_id("p") != session.next_id("p")
+    finally:
+        session.close()
+    assert wait_for(lambda: not os.path.exists(worker.workdir))

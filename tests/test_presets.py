@@ -2,7 +2,7 @@
 
 import pytest
 
-from stylecore import StyleOptions, presets, scales
+from stylecore import StyleOptions, contract, presets, scales
 from stylecore.errors import BadInput
 
 
@@ -39,13 +39,35 @@ def test_thin_layers_are_planned_at_the_smallest_size_the_network_takes():
     "options,match",
     [
         (dict(strength=float("nan")), "strength"),
-        (dict(style_scale=5), "style scale"),
-        (dict(working_size=63), "working size"),
+        (dict(style_scale=5), "style_scale"),
+        (dict(working_size=63), "working_size"),
         (dict(preset="ultra"), "preset"),
         (dict(pooling="median"), "pooling"),
-        (dict(tv_weight=-1), "tv weight"),
+        (dict(tv_weight=-1), "tv_weight"),
+        (dict(seed=2**64), "seed 18446744073709551616 is outside"),
+        (dict(seed=True), "seed True is not a whole number"),
+        (dict(seamless="false"), "seamless 'false' is not true or false"),
     ],
 )
 def test_options_are_validated_once_when_made(options, match):
     with pytest.raises(BadInput, match=match):
         StyleOptions(**options)
+
+
+def test_style_options_are_the_contracts_run_options():
+    """The typed fields spell out contract.RUN_OPTIONS: same names, order and defaults."""
+    import dataclasses
+
+    fields = dataclasses.fields(StyleOptions)
+    assert [f.name for f in fields] == [o.name for o in contract.RUN_OPTIONS]
+    assert [f.default for f in fields] == [o.default for o in contract.RUN_OPTIONS]
+    assert StyleOptions().strength == 70 == contract.option("strength").default
+
+
+def test_the_engine_presets_are_the_ones_every_front_end_offers():
+    assert list(presets.PRESETS) == [name for name, _ in contract.PRESETS] == list(contract.option("preset").choices)
+
+
+def test_unknown_keywords_are_refused_not_ignored():
+    with pytest.raises(BadInput, match="unknown option.s. strenght"):
+        StyleOptions.from_keywords({"strenght": 50})

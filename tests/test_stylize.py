@@ -100,9 +100,10 @@ def test_preserve_colors_keeps_the_content_chroma():
     [
         (dict(strength=150), "strength"),
         (dict(strength=-1), "strength"),
-        (dict(style_scale=0), "style scale"),
+        (dict(style_scale=0), "style_scale"),
         (dict(preset="ultra"), "preset"),
-        (dict(working_size=10), "working size"),
+        (dict(working_size=10), "working_size"),
+        (dict(strenght=10), "unknown option"),
         (dict(model="resnet"), "model"),
         (dict(style_weights=[1, 2]), "style weights"),
         (dict(device="tpu9"), "device"),

@@ -24,7 +24,7 @@ def test_tiled_objective_equals_the_whole_image_objective(wrap, height, width, t
     whole_targets = objective.content_targets(net, grams, anchor, None, wrap)
     whole, whole_grad, whole_terms = objective.whole_image_objective(objective.Problem(net, whole_targets, weights, wrap))(image)
 
-    grid = tiling.make_grid(height, width, tile, vgg.HALO, vgg.ALIGN, wrap=wrap)
+    grid = tiling.make_grid(width, height, tile, vgg.HALO, vgg.ALIGN, wrap=wrap)
     assert len(grid.tiles) >= 6
     targets = objective.content_targets(net, grams, anchor, grid, wrap)
     total, grad, terms = objective.tiled_objective(objective.Problem(net, targets, weights, wrap), grid)(image)
@@ -35,7 +35,7 @@ def test_tiled_objective_equals_the_whole_image_objective(wrap, height, width, t
 
 
 def test_grid_covers_every_pixel_once_on_the_pooling_grid():
-    grid = tiling.make_grid(1001, 770, 256, 20, 4)
+    grid = tiling.make_grid(770, 1001, 256, 20, 4)
     cover = np.zeros((1001, 770), int)
     for t in grid.tiles:
         cover[t.y0 : t.y1, t.x0 : t.x1] += 1
@@ -119,3 +119,13 @@ def test_cancel_is_polled_for_every_tile_of_a_long_evaluation(tiny_refining_pres
     with pytest.raises(stylecore.Cancelled):
         stylecore.stylize(content, style, cancel=lambda: calls.append(1) or len(calls) > len(polls) // 2, **tiny_refining_preset)
     assert len(calls) == len(polls) // 2 + 1  # stopped at the first check after the request
+
+
+def test_grid_and_seamless_mask_take_width_then_height_like_resize():
+    from stylecore import seamless
+
+    grid = tiling.make_grid(300, 100, 64, 8, 4)
+    assert (grid.width, grid.height) == (300, 100)
+    assert max(t.x1 for t in grid.tiles) == 300 and max(t.y1 for t in grid.tiles) == 100
+    assert seamless.content_mask(30, 10, "cpu").shape == (1, 1, 10, 30)
+    assert resize.fit((300, 100), 150) == (150, 50)

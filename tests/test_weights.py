@@ -76,6 +76,34 @@ def test_cache_round_trip_verifies_and_detects_tampering(tmp_path, monkeypatch):
         weights.load_cache("vgg19")
 
 
+@pytest.mark.parametrize("make", ["binary", "folder", "garbage"])
+def test_a_broken_checksum_file_is_one_clear_error(tmp_path, monkeypatch, capsys, make):
+    monkeypatch.setenv("STYLECORE_CACHE", str(tmp_path))
+    weights.save_cache(random_state("vgg19"), weights.cache_path("vgg19"))
+    side = weights.cache_path("vgg19").with_suffix(".sha256")
+    side.unlink()
+    if make == "binary":
+        side.write_bytes(b"\xff\xfe\x00\x81" * 50)
+    elif make == "folder":
+        side.mkdir()
+    else:
+        side.write_text("not a digest\n")
+    with pytest.raises(WeightsUnavailable, match=f"{side}: .*; remove {side} and run 'stylecore weights fetch --force'"):
+        weights.load_cache("vgg19")
+    from stylecore import cli
+
+    assert cli.main(["weights", "verify", "--model", "vgg19"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and str(side) in err
+
+
+def test_a_folder_in_the_way_of_the_cache_is_named_when_fetching(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLECORE_CACHE", str(tmp_path))
+    weights.cache_path("vgg19").with_suffix(".sha256").mkdir(parents=True)
+    with pytest.raises(WeightsUnavailable, match="cannot write the weights cache"):
+        weights.save_cache(random_state("vgg19"), weights.cache_path("vgg19"))
+
+
 def test_random_vgg16_weights_never_pass_as_the_real_ones(tmp_path):
     p = tmp_path / "fake.npz"
     np.savez(p, **random_state("vgg16"))

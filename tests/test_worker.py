@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from stylecore import contract
 
 from .conftest import gradient_image
 
@@ -25,19 +28,23 @@ class WorkerProcess:
     def __init__(self, tmp: Path, *args: str):
         self.log = open(tmp / "worker.log", "w")
         cmd = [sys.executable, "-u", "-m", "stylecore", "worker", "--device", "cpu", *args]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
         self.events: queue.Queue = queue.Queue()
         self.seen: list[dict] = []
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
-        for line in self.proc.stdout:
-            self.events.put(json.loads(line))  # every stdout line must be one JSON object
+        reader = contract.MessageReader(self.proc.stdout)  # strict: every stdout line must be one JSON object
+        while message := reader.read():
+            self.events.put(message.obj)
         self.events.put(None)
 
     def send(self, obj: dict | str) -> None:
-        self.proc.stdin.write((obj if isinstance(obj, str) else json.dumps(obj)) + "\n")
-        self.proc.stdin.flush()
+        if isinstance(obj, str):
+            self.proc.stdin.write(obj.encode("utf-8", "surrogatepass") + b"\n")
+            self.proc.stdin.flush()
+        else:
+            contract.write_message(self.proc.stdin, obj)
 
     def until(self, predicate) -> dict:
         """The first event that satisfies predicate; every event read on the way is kept in `seen`."""
@@ -49,7 +56,11 @@ class WorkerProcess:
                 return event
 
     def terminal(self, rid: str) -> dict:
-        return self.until(lambda e: e.get("id") == rid and e["event"] in ("result", "error", "cancelled"))
+        return self.until(lambda e: e.get("id") == rid and e["event"] in contract.TERMINAL_EVENTS)
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
 
     def close(self) -> int:
         if self.proc.stdin and not self.proc.stdin.closed:
@@ -97,7 +108,7 @@ def request(rid: str, files: dict[str, Path], size: int = 64, preset: str = "dra
 
 def test_preview_then_apply_in_one_worker_loads_the_engine_once(worker, files):
     ready = worker.until(lambda e: True)
-    assert ready["event"] == "ready" and ready["protocol"] == 1 and ready["weights_loads"] == 1
+    assert ready["event"] == "ready" and ready["protocol"] == contract.PROTOCOL == 2 and ready["weights_loads"] == 1
     images_dir = files["dir"] / "images"
     # every=1000: the first evaluation's image only, so its file stays until the request ends
     worker.send(request("preview-1", files, images={"every": 1000, "dir": str(images_dir)}))
@@ -195,24 +206,105 @@ def test_bad_requests_and_bad_files_name_the_problem_in_one_line(worker, files):
     worker.send(request("dtype", files, content=str(files["dir"] / "flat.npy")))
     assert "expected float32 HxWxC" in worker.terminal("dtype")["message"]
     worker.send(request("ok", files))
-    worker.send(request("ok", files))  # the same id twice while the first is pending
-    assert "already queued or running" in worker.until(lambda e: e["event"] == "error")["message"]
     assert worker.terminal("ok")["event"] == "result"
 
 
-def test_stdin_eof_ends_the_worker_even_mid_run(worker, files):
+@pytest.mark.parametrize(
+    "duplicate",
+    [
+        request("p1", {"content": "c.npy", "style": "s.npy", "dir": Path("/t")}),  # well formed
+        {"op": "stylize", "id": "p1", "options": {"seed": True}},  # and malformed: still not p1's end
+        {"op": "dance", "id": "p1"},
+    ],
+)
+def test_a_duplicate_id_is_rejected_without_ending_the_running_request(worker, files, duplicate):
     worker.until(lambda e: e["event"] == "ready")
-    worker.send(request("long", files, preset="balanced"))
-    worker.until(lambda e: e.get("id") == "long" and e["event"] == "progress")
-    assert worker.close() == 0
-    assert not (files["dir"] / "long.npy").exists()
+    worker.send(request("p1", files, preset="balanced"))
+    worker.until(lambda e: e.get("id") == "p1" and e["event"] == "progress")
+    worker.send(duplicate)
+    rejected = worker.until(lambda e: e.get("id") == "p1" and e["event"] not in ("progress", "image"))
+    assert (
+        rejected["event"] == "rejected" and rejected["duplicate"] is True and "already queued or running" in rejected["message"]
+    )
+    worker.send({"op": "cancel", "id": "p1"})
+    assert worker.terminal("p1")["event"] == "cancelled"
+    assert [e["event"] for e in worker.seen if e.get("id") == "p1" and e["event"] in contract.TERMINAL_EVENTS] == ["cancelled"]
+
+
+@pytest.mark.parametrize(
+    "options,words",
+    [
+        ({"seamless": "false"}, "seamless 'false' is not true or false"),
+        ({"preserve_colors": "no"}, "preserve_colors 'no' is not true or false"),
+        ({"seed": True}, "seed True is not a whole number"),
+        ({"seed": 2**64}, "seed 18446744073709551616 is outside"),
+        ({"working_size": 10**40}, "is outside 64..8192"),
+        ({"strength": "70"}, "strength '70' is not a number"),
+        ({"device": "cuda:x"}, "device 'cuda:x' unknown"),
+    ],
+)
+def test_options_of_the_wrong_json_type_get_an_error_and_no_run(worker, files, options, words):
+    worker.until(lambda e: e["event"] == "ready")
+    worker.send(request("typed", files, options=options))
+    error = worker.terminal("typed")
+    assert error["event"] == "error" and error["kind"] == "BadRequest" and words in error["message"], error
+    assert not any(e["event"] == "progress" for e in worker.seen)
+    worker.send(request("fine", files))
+    assert worker.terminal("fine")["event"] == "result"
+
+
+@pytest.mark.parametrize(
+    "field,value", [("content", "/tmp/a\x00b.npy"), ("output", "/tmp/\ud800.npy"), ("content", "/tmp/\udfff.png")]
+)
+def test_paths_no_file_system_can_hold_are_refused_in_one_line(worker, files, field, value):
+    worker.until(lambda e: e["event"] == "ready")
+    worker.send(request("odd", files, **{field: value}))  # JSON escapes them: \u0000, \ud800
+    error = worker.terminal("odd")
+    assert error["event"] == "error" and error["kind"] == "BadRequest" and f"'{field}'" in error["message"], error
+    worker.send(request("fine", files))
+    assert worker.terminal("fine")["event"] == "result"
+    assert "Traceback" not in worker.log_text()
+
+
+def test_sigterm_mid_run_removes_the_intermediate_images_and_exits(worker, files):
+    """The kernel's parent-death signal is SIGTERM (PR_SET_PDEATHSIG), so this is also the parent dying."""
+    worker.until(lambda e: e["event"] == "ready")
+    images_dir = files["dir"] / "images"
+    worker.send(request("long", files, preset="balanced", images={"every": 1, "dir": str(images_dir)}))
+    worker.until(lambda e: e.get("id") == "long" and e["event"] == "image")
+    assert list(images_dir.iterdir())
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(timeout=WAIT) == contract.EXIT_CANCELLED
+    assert list(images_dir.iterdir()) == [] and not (files["dir"] / "long.npy").exists()
+    assert "Traceback" not in worker.log_text()
+
+
+def test_a_client_that_closes_stdout_early_does_not_crash_the_worker(tmp_path, files):
+    log = tmp_path / "worker.log"
+    cmd = [sys.executable, "-u", "-m", "stylecore", "worker", "--device", "cpu", "--random-weights"]
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+    try:
+        assert contract.MessageReader(proc.stdout.fileno()).read().obj["event"] == "ready"
+        proc.stdout.close()  # the reader has gone: every event now meets a broken pipe
+        contract.write_message(proc.stdin, request("unheard", files))
+        deadline = time.monotonic() + WAIT
+        while "unheard: result" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (files["dir"] / "unheard.npy").exists()
+        proc.stdin.close()
+        assert proc.wait(timeout=WAIT) == 0
+        assert "Traceback" not in log.read_text() and "Exception ignored" not in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_stray_prints_cannot_corrupt_the_protocol(tmp_path):
     """Anything written to fd 1 after start-up (a library's print) lands in the log, not among the events."""
     code = (
-        "import os, sys; from stylecore import worker; s = worker._protocol_stream(); "
-        "print('stray'); os.write(1, b'raw\\n'); s.write('{\"event\": \"ok\"}\\n'); s.flush()"
+        "import os; from stylecore import contract; s = contract.claim_stdout(); "
+        "print('stray'); os.write(1, b'raw\\n'); contract.write_message(s, {'event': 'ok'})"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT, env=os.environ)
     assert r.stdout == '{"event": "ok"}\n' and "stray" in r.stderr and "raw" in r.stderr

@@ -1,15 +1,17 @@
-"""The plug-in's side of the stylecore worker (docs/worker-protocol.md; CONTRACTS.md sections 2 and 3).
+"""The plug-in's side of the stylecore worker (docs/worker-protocol.md): one warm worker, read by one thread.
 
 Standard library only: it runs in GIMP's own Python, which on Windows, macOS, Flatpak and AppImage has no
 numpy. Pixels cross as float32 .npy files (format v1.0, written and read here without numpy).
 
-How nothing is left behind when GIMP kills the plug-in (its Cancel does that, so no `finally` of ours runs):
-the plug-in does not start the worker directly but through a tiny stdlib "guard" process (GUARD_SOURCE, run
-by the worker's own interpreter). The guard owns the private temp dir: it starts the worker with the
-plug-in's pipes, waits for it, and removes the dir when the worker ends. The worker ends when its stdin
-closes (the kernel closes the plug-in's end when the plug-in dies); on Linux the guard also gets SIGTERM
-through PR_SET_PDEATHSIG and then stops the worker itself. As a last line, Worker.start sweeps dirs left by
-plug-ins whose process is gone (a guard killed with SIGKILL on its own).
+The worker is started through hostenv.spawn_worker, the same helper `install.py --check` uses: through the
+guard (stylecore/guard.py), which owns the private temp dir and removes it whatever ends the worker, even
+when GIMP's Cancel kills the plug-in. As a last line, Session sweeps dirs left by plug-ins whose process is
+gone (a guard killed with SIGKILL on its own). The spawn happens on the calling (main) thread, because Linux
+ties a child's parent-death signal to the thread that forked it.
+
+One reader per pipe: a daemon thread reads the worker's stdout with contract.MessageReader and hands each
+event to the current listener (the preview pane, which moves it to the GTK thread) or else to a queue (a
+blocking `run`). Nothing else ever reads that pipe.
 """
 
 from __future__ import annotations
@@ -17,140 +19,32 @@ from __future__ import annotations
 import array
 import ast
 import contextlib
-import json
 import os
+import queue
 import secrets
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 
-PROTOCOL = 1
-CONFIG_NAME = "stylecore-worker.json"
-DEFAULT_REPAIR = "python3 install.py (in the stylecore folder)"
+from stylecore import contract, hostenv
+
 WORKDIR_PREFIX = "stylecore-gimp-"
 LOGS_KEPT = 5
-CREATE_NO_WINDOW = 0x08000000  # subprocess.CREATE_NO_WINDOW, which exists only on Windows builds of Python
-
-# GIMP's own Python and its bundle's libraries must not leak into the worker: the Windows installer and the
-# macOS DMG set PYTHONHOME/PYTHONPATH for their bundled Python, the AppImage sets LD_LIBRARY_PATH/LD_PRELOAD,
-# GI_TYPELIB_PATH, GDK_PIXBUF_*, GIO_*, GTK_*, GEGL_/BABL_ paths and its own fontconfig, the Flatpak sets
-# GI_TYPELIB_PATH and PYTHONUSERBASE. PATH is kept: the worker runs from an absolute path and Windows finds
-# the worker Python's own DLLs beside it first.
-ENV_DROP_PREFIXES = (
-    "PYTHON",
-    "LD_",
-    "DYLD_",
-    "GI_",
-    "GIO_",
-    "GDK_PIXBUF_",
-    "GTK_",
-    "GEGL_",
-    "BABL_",
-    "GSETTINGS_",
-    "FONTCONFIG_",
-)
-ENV_DROP_NAMES = ("VIRTUAL_ENV", "CONDA_PREFIX", "__PYVENV_LAUNCHER__", "PERLLIB", "TCL_LIBRARY", "TK_LIBRARY", "APPDIR", "OWD")
-
-# Run with the worker's interpreter as `python -u -c GUARD_SOURCE PARENT_PID WORKDIR WORKER_ARGV...`.
-GUARD_SOURCE = r"""
-import os, shutil, signal, subprocess, sys, time
-parent, workdir, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-def death_signal():
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-stop, child = [], None
-def on_term(*_):
-    stop.append(time.monotonic())
-    if child is not None and child.poll() is None:
-        child.terminate()
-try:
-    if sys.platform.startswith("linux"):
-        death_signal()
-        signal.signal(signal.SIGTERM, on_term)
-    if os.name != "posix" or os.getppid() == parent:
-        kw = {"creationflags": 0x08000000} if os.name == "nt" else {}
-        if sys.platform.startswith("linux"):
-            kw["preexec_fn"] = death_signal
-        child = subprocess.Popen(cmd, stdin=0, stdout=1, stderr=2, **kw)
-        null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, 0)
-        os.dup2(null, 1)
-        while child.poll() is None:
-            if stop and time.monotonic() - stop[0] > 10:
-                child.kill()
-            try:
-                child.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                pass
-finally:
-    os.chdir(os.path.dirname(workdir))
-    shutil.rmtree(workdir, ignore_errors=True)
-sys.exit(child.returncode if child is not None and child.returncode and child.returncode > 0 else 0)
-"""
+POLL_SECONDS = 0.5  # how often a blocking wait looks whether the worker is still alive
+GONE = {"event": "gone"}  # what the reader hands on at the end of the worker's output
 
 
 class PluginError(Exception):
     """A failure with a one-line message that tells the user what to do."""
 
 
-@dataclass(frozen=True)
-class WorkerConfig:
-    """stylecore-worker.json as install.py writes it (CONTRACTS.md section 3); missing optional keys get defaults."""
-
-    python: str
-    pythonpath: str = ""
-    python_version: str = ""
-    layout: str = "native"
-    repair: str = DEFAULT_REPAIR
-
-
-def load_config(path: str) -> WorkerConfig:
-    """Reads and checks the config; every problem becomes one line that names the repair command."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            raw = json.load(fh)
-    except FileNotFoundError:
-        raise PluginError(f"stylecore is not set up for this GIMP ({path} is missing); run: {DEFAULT_REPAIR}") from None
-    except (OSError, ValueError) as exc:
-        raise PluginError(f"{path} is unreadable ({exc.__class__.__name__}); run: {DEFAULT_REPAIR}") from None
-    if not isinstance(raw, dict):
-        raise PluginError(f"{path} is damaged (not a JSON object); run: {DEFAULT_REPAIR}")
-    repair = raw.get("repair") if isinstance(raw.get("repair"), str) and raw.get("repair") else DEFAULT_REPAIR
-    python = raw.get("python")
-    if not isinstance(python, str) or not python:
-        raise PluginError(f"{path} names no worker Python; run: {repair}")
-    if not os.path.isabs(python):
-        raise PluginError(f"the worker Python '{python}' in {path} is not an absolute path; run: {repair}")
-    if not os.path.isfile(python):
-        raise PluginError(f"the worker Python {python} no longer exists (moved or updated?); run: {repair}")
-    pythonpath = raw.get("pythonpath") or ""
-    if not isinstance(pythonpath, str):
-        raise PluginError(f"{path} has a bad 'pythonpath'; run: {repair}")
-    return WorkerConfig(python, pythonpath, str(raw.get("python_version") or ""), str(raw.get("layout") or "native"), repair)
-
-
-def worker_environment(environ: dict[str, str], pythonpath: str) -> dict[str, str]:
-    """GIMP's environment without its Python and loader variables, plus the worker's own PYTHONPATH."""
-    env = {k: v for k, v in environ.items() if not k.upper().startswith(ENV_DROP_PREFIXES) and k.upper() not in ENV_DROP_NAMES}
-    if pythonpath:
-        env["PYTHONPATH"] = pythonpath
-    return env
-
-
-def worker_command(config: WorkerConfig) -> list[str]:
-    return [config.python, "-u", "-m", "stylecore", "worker"]
-
-
-def guarded_command(config: WorkerConfig, workdir: str, parent_pid: int) -> list[str]:
-    """The command the plug-in launches: the guard, which runs worker_command and then removes workdir."""
-    return [config.python, "-u", "-c", GUARD_SOURCE, str(parent_pid), workdir, *worker_command(config)]
+class CallingError(PluginError):
+    """Bad arguments (GIMP's CALLING_ERROR): found before any worker starts."""
 
 
 # --- float32 .npy without numpy -------------------------------------------------------------------------
@@ -221,15 +115,6 @@ def channel(data: bytes, channels: int, index: int) -> bytes:
 # --- private files: logs and the temp dir ---------------------------------------------------------------
 
 
-def cache_dir() -> str:
-    """The user's cache folder (inside the sandbox for a Flatpak GIMP, which sets XDG_CACHE_HOME)."""
-    if os.name == "nt":
-        return os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Local")
-    if sys.platform == "darwin":
-        return os.path.join(os.path.expanduser("~"), "Library", "Caches")
-    return os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-
-
 def private_dir(path: str) -> str:
     """Creates path (mode 0700) if needed and refuses one that is a symlink, not ours, or open to others."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -248,7 +133,7 @@ def private_dir(path: str) -> str:
 
 def open_run_log(log_dir: str | None = None, keep: int = LOGS_KEPT) -> tuple[int, str]:
     """A new log file for this run, created exclusively and without following symlinks; keeps the last `keep`."""
-    log_dir = private_dir(log_dir or os.path.join(cache_dir(), "stylecore", "gimp-logs"))
+    log_dir = private_dir(log_dir or str(hostenv.stylecore_cache() / "gimp-logs"))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     now = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"  # names sort by age
@@ -311,115 +196,155 @@ def last_log_line(log_path: str | None) -> str:
     return lines[-1][:200] if lines else ""
 
 
+def one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
 # --- the worker ------------------------------------------------------------------------------------------
 
 
-class Worker:
-    """One warm `stylecore worker` process, its private temp dir and its log."""
+Listener = Callable[[dict], None]
 
-    def __init__(self, proc: subprocess.Popen, config: WorkerConfig, workdir: str, log_path: str | None) -> None:
-        self.proc = proc
-        self.config = config
-        self.workdir = workdir
-        self.log_path = log_path
-        self.stdout = proc.stdout
+
+class Worker:
+    """One `stylecore worker` process, its private temp dir, its log, and the one thread that reads it."""
+
+    def __init__(self, proc: subprocess.Popen, config: hostenv.WorkerConfig, workdir: str, log_path: str | None) -> None:
+        self.proc, self.config, self.workdir, self.log_path = proc, config, workdir, log_path
         self.ready: dict = {}
+        self.failure = ""  # why it never became ready
+        self._ready_seen = threading.Event()
+        self._events: queue.Queue[dict] = queue.Queue()
+        self._listener: Listener | None = None
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        threading.Thread(target=self._read, name="stylecore-worker-reader", daemon=True).start()
 
     @classmethod
-    def start(cls, config_path: str) -> Worker:
-        """Reads the config, launches the worker and waits for its ready event; PluginError names the repair."""
-        config = load_config(config_path)
-        with contextlib.suppress(OSError):
-            sweep_stale_workdirs()
+    def spawn(cls, config_path: str) -> Worker:
+        """Reads the config and launches the worker without waiting for it; PluginError names the repair."""
+        try:
+            config = hostenv.load_config(config_path)
+        except hostenv.ConfigError as exc:
+            raise PluginError(str(exc)) from None
         try:
             log_fd, log_path = open_run_log()
         except OSError:
             log_fd, log_path = None, None
         workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
-        cmd = guarded_command(config, workdir, os.getpid())
         if log_fd is not None:
-            os.write(log_fd, ("$ " + " ".join(worker_command(config)) + f"\n# workdir {workdir}\n").encode())
-        kw = {"creationflags": CREATE_NO_WINDOW} if os.name == "nt" else {}
+            os.write(log_fd, ("$ " + " ".join(hostenv.worker_command(config)) + f"\n# workdir {workdir}\n").encode())
         try:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log_fd if log_fd is not None else subprocess.DEVNULL,
-                cwd=workdir,  # `-m` puts the cwd first on sys.path: only our private dir is safe there
-                env=worker_environment(dict(os.environ), config.pythonpath),
-                text=True,
-                encoding="utf-8",
-                bufsize=1,
-                close_fds=True,
-                **kw,
-            )
+            proc = hostenv.spawn_worker(config, workdir, stderr=log_fd if log_fd is not None else subprocess.DEVNULL)
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
             raise PluginError(f"cannot start the worker Python {config.python} ({exc.strerror}); run: {config.repair}") from None
         finally:
             if log_fd is not None:
                 os.close(log_fd)
-        worker = cls(proc, config, workdir, log_path)
-        event = worker.read_event()
-        if event is None or event.get("event") != "ready":
-            worker.close()
-            said = event.get("message") if event is not None and event.get("event") == "error" else None
-            why = " ".join(str(said).split()) if said else last_log_line(log_path) or "it stopped before it was ready"
-            raise PluginError(f"the stylecore worker did not start ({why}); run: {config.repair}")
-        if event.get("protocol") != PROTOCOL:
-            worker.close()
-            raise PluginError(
-                f"the stylecore worker speaks protocol {event.get('protocol')}, not {PROTOCOL}; run: {config.repair}"
-            )
-        worker.ready = event
+        return cls(proc, config, workdir, log_path)
+
+    @classmethod
+    def start(cls, config_path: str) -> Worker:
+        """spawn, then wait until it is ready."""
+        worker = cls.spawn(config_path)
+        worker.wait_ready()
         return worker
+
+    # -- the reader thread --------------------------------------------------------------------------------
+    def _read(self) -> None:
+        reader = contract.MessageReader(self.proc.stdout, skip_junk=True)
+        while True:
+            try:
+                message = reader.read()
+            except contract.BadRequest:  # an over-long or cut-off line: skip it, as any stray output
+                continue
+            event = GONE if message is None else message.obj
+            if not self._ready_seen.is_set():
+                self._first(event)
+            self._deliver(event)
+            if message is None:
+                return
+
+    def _first(self, event: dict) -> None:
+        if event.get("event") == contract.READY and event.get("protocol") != contract.PROTOCOL:
+            self.failure = f"the stylecore worker speaks protocol {event.get('protocol')}, not {contract.PROTOCOL}"
+        elif event.get("event") == contract.READY:
+            self.ready = event
+        elif event.get("event") == contract.ERROR:
+            self.failure = f"the stylecore worker did not start ({one_line(event.get('message') or event.get('kind'))})"
+        else:
+            why = last_log_line(self.log_path) or "it stopped before it was ready"
+            self.failure = f"the stylecore worker did not start ({why})"
+        self._ready_seen.set()
+
+    def _deliver(self, event: dict) -> None:
+        with self._lock:
+            listener = self._listener
+            if listener is None:
+                self._events.put(event)
+        if listener is not None:
+            listener(event)
+
+    def listen(self, listener: Listener | None) -> None:
+        """From now on events go to listener (called on the reader thread), or with None back to run()."""
+        with self._lock:
+            self._listener = listener
+
+    # -- requests -----------------------------------------------------------------------------------------
+    def is_ready(self) -> bool:
+        return bool(self.ready)
+
+    def has_answered(self) -> bool:
+        """True once the worker said ready or failed (then `failure` says why)."""
+        return self._ready_seen.is_set()
+
+    def wait_ready(self) -> None:
+        """Blocks until the worker is ready (loading torch and the weights takes seconds); PluginError if it failed."""
+        self._ready_seen.wait()
+        if self.failure:
+            self.close()
+            raise PluginError(f"{self.failure}; run: {self.config.repair}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def details(self) -> str:
         return f"details in {self.log_path}" if self.log_path else "no log could be written"
 
     def send(self, request: dict) -> None:
         try:
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
+            with self._send_lock:
+                contract.write_message(self.proc.stdin, request)
+        except (OSError, ValueError):
             raise PluginError(f"the stylecore worker has stopped; {self.details()}") from None
-
-    def read_event(self) -> dict | None:
-        """The next JSON event, blocking; None at end of file. Stray non-JSON lines are skipped."""
-        while True:
-            line = self.stdout.readline()
-            if not line:
-                return None
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                return event
 
     def cancel(self, request_id: str) -> None:
         with contextlib.suppress(PluginError):
-            self.send({"op": "cancel", "id": request_id})
+            self.send(contract.cancel_request(request_id))
 
-    def run(self, request: dict, on_event=None) -> dict:
-        """Sends one request and returns its result event; progress and image events go to on_event."""
+    def run(self, request: dict, on_event: Listener | None = None) -> dict:
+        """Sends one request and returns its result event; its other events go to on_event. Blocks."""
+        self.wait_ready()
+        self.listen(None)
         self.send(request)
         while True:
-            event = self.read_event()
-            if event is None:
+            try:
+                event = self._events.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                continue
+            if event is GONE:
                 code = self.proc.poll()
                 how = f"exit {code}" if code is not None else "its output closed"
                 raise PluginError(f"the stylecore worker stopped ({how}); {self.details()}")
-            if event.get("id") not in (request.get("id"), None):
-                continue
+            if event.get("id") != request["id"]:
+                continue  # a preview's late events, the ready event: the hand-over needs no draining
             kind = event.get("event")
-            if kind == "result":
+            if kind == contract.RESULT:
                 return event
-            if kind == "error":
-                message = " ".join(str(event.get("message") or event.get("kind") or "unknown error").split())
-                raise PluginError(message)
-            if kind == "cancelled":
+            if kind == contract.ERROR:
+                raise PluginError(one_line(event.get("message") or event.get("kind") or "unknown error"))
+            if kind == contract.CANCELLED:
                 raise PluginError("cancelled")
             if on_event is not None:
                 on_event(event)
@@ -433,6 +358,50 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        with contextlib.suppress(OSError, ValueError):
-            self.stdout.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Session:
+    """What one plug-in process owns: its warm worker (shared by the preview and the final run), request ids,
+    and the style layers already written for the worker."""
+
+    def __init__(self, config_path: str) -> None:
+        self.config_path = config_path
+        self.worker: Worker | None = None
+        self._serial = 0
+        self._style_files: dict[object, str] = {}
+
+    def spawn(self) -> Worker:
+        """The worker, launched if none is running; returns at once (it may still be loading)."""
+        if self.worker is None or not self.worker.alive():
+            with contextlib.suppress(OSError):
+                sweep_stale_workdirs()
+            self._style_files.clear()
+            self.worker = Worker.spawn(self.config_path)
+        return self.worker
+
+    def ready_worker(self) -> Worker:
+        worker = self.spawn()
+        worker.wait_ready()
+        return worker
+
+    def next_id(self, prefix: str) -> str:
+        self._serial += 1
+        return f"{prefix}{self._serial}"
+
+    def style_file(self, key: object, write: Callable[[str], None]) -> str:
+        """The worker-side file of a style layer, written once per worker (the preview and the final run share it)."""
+        worker = self.spawn()
+        if key not in self._style_files:
+            path = os.path.join(worker.workdir, f"style-{len(self._style_files)}.npy")
+            write(path)
+            self._style_files[key] = path
+        return self._style_files[key]
+
+    def log_path(self) -> str | None:
+        return self.worker.log_path if self.worker is not None else None
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None

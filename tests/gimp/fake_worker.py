@@ -1,4 +1,4 @@
-"""A stand-in `stylecore` package speaking the worker protocol (CONTRACTS.md section 2), for client tests without torch.
+"""A stand-in `stylecore` package speaking the worker protocol (docs/worker-protocol.md), for client tests without torch.
 
 tests/test_plugin_helpers.py copies this file as `<dir>/stylecore/__main__.py`; a file `mode` beside it picks the
 behaviour: ok (the result is the content, inverted), crash (dies before ready, as a broken environment does),
@@ -39,7 +39,7 @@ def main() -> None:
     say(
         {
             "event": "ready",
-            "protocol": 1,
+            "protocol": 2,  # contract.PROTOCOL (this stand-in imports nothing of stylecore)
             "version": "fake",
             "device": "cpu",
             "load_seconds": 0.0,

@@ -72,7 +72,7 @@ class Gimp:
         (NO_NUMPY / "numpy").mkdir(parents=True, exist_ok=True)
         (NO_NUMPY / "numpy" / "__init__.py").write_text("raise ImportError('numpy is hidden from GIMP by the tests')\n")
         repo_copy = self.dir / "repo"
-        for part in ("install.py", "pyproject.toml", "README.md", "stylecore", "gimp_plugin"):
+        for part in ("install.py", "installer", "pyproject.toml", "README.md", "stylecore", "gimp_plugin"):
             src = REPO / part
             if src.is_dir():
                 shutil.copytree(src, repo_copy / part, ignore=shutil.ignore_patterns("__pycache__"))
@@ -92,7 +92,6 @@ class Gimp:
             "--weights",
             SHARE / "weights.npz",
             "--no-demo",
-            "--yes",
         )
         self.install_log = r.stdout + r.stderr
 

@@ -21,6 +21,7 @@ from gi.repository import GLib, GObject, Gtk  # noqa: E402
 PLUGIN_DIR, CONTENT, STYLE, RESULT = sys.argv[1:5]
 sys.path.insert(0, PLUGIN_DIR)
 import preview  # noqa: E402
+import settings  # noqa: E402
 import worker_client  # noqa: E402
 from PIL import Image  # noqa: E402  (the check may use Pillow; the pane itself does not)
 
@@ -33,7 +34,7 @@ class Config(GObject.Object):
 
 def read_pixels():
     img = Image.open(CONTENT).convert("RGBA")
-    k = preview.MAX_SIDE / max(img.size)
+    k = settings.PREVIEW_SIDE / max(img.size)
     img = img.resize((round(img.width * k), round(img.height * k)), Image.BOX)
     data = bytes(img.tobytes())
     import array
@@ -42,51 +43,50 @@ def read_pixels():
     return img.width, img.height, floats.tobytes()
 
 
-def build(worker, rid, content, output):
-    return {
-        "op": "stylize",
-        "id": rid,
-        "content": content,
-        "styles": [{"path": STYLE, "weight": 1.0}],
-        "options": {
-            "strength": config.get_property("strength"),
-            "seamless": config.get_property("seamless"),
-            "preset": config.get_property("quality"),
-        },
-        "output": output,
-    }
+def build(rid, content, output):
+    options = {"strength": config.get_property("strength"), "seamless": config.get_property("seamless")}
+    options["preset"] = config.get_property("quality")
+    workdir = session.spawn().workdir
+    return settings.build_request(rid, content, [(STYLE, 1.0)], options, output, preview_dir=workdir)
 
 
 R = {"events": [], "sent": [], "max_gap": 0.0}
 config = Config()
 
 
-def start_worker():
-    """The worker, with its requests recorded (what the pane sent, and with which settings)."""
-    worker = worker_client.Worker.start(os.path.join(PLUGIN_DIR, "stylecore-worker.json"))
-    send = worker.send
+class SpySession(worker_client.Session):
+    """The plug-in's session, with the requests its worker was sent recorded (what the pane sent, with which settings)."""
 
-    def spy(request):
-        if request.get("op") == "stylize":
-            options = request["options"]
-            R["sent"].append(
-                {
-                    "id": request["id"],
-                    "strength": options.get("strength"),
-                    "preset": options.get("preset"),
-                    "images": "images" in request,
-                }
-            )
-        return send(request)
+    def spawn(self):
+        fresh = self.worker is None
+        worker = super().spawn()
+        if fresh:
+            send = worker.send
 
-    worker.send = spy
-    return worker
+            def spy(request):
+                if request.get("op") == "stylize":
+                    options = request["options"]
+                    R["sent"].append(
+                        {
+                            "id": request["id"],
+                            "strength": options.get("strength"),
+                            "preset": options.get("preset"),
+                            "images": "images" in request,
+                        }
+                    )
+                return send(request)
+
+            worker.send = spy
+        return worker
+
+
+session = SpySession(os.path.join(PLUGIN_DIR, "stylecore-worker.json"))
 
 
 window = Gtk.Window(title="Style Transfer")
 box = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL)
 window.add(box)
-pane = preview.PreviewPane(box, config, start_worker, read_pixels, build)
+pane = preview.PreviewPane(box, config, session, read_pixels, build)
 window.show_all()
 on_event = pane._on_event
 
@@ -140,8 +140,10 @@ def step():
 
 def finish():
     R["max_gap_while_previewing"] = R["max_gap"]
-    worker = pane.stop()
-    R["stopped_with_worker"] = worker is not None
+    pane.stop()
+    warm = session.worker
+    worker = session.ready_worker()
+    R["stopped_with_worker"] = warm is not None and worker is warm
     out = os.path.join(worker.workdir, "final.npy")
     event = worker.run(
         {

