@@ -30,6 +30,7 @@ EXIT_BAD_INPUT = 2
 EXIT_WEIGHTS_UNAVAILABLE = 3
 EXIT_CANCELLED = 4
 EXIT_OUT_OF_MEMORY = 5
+EXIT_REMOTE = 6  # the remote worker could not be reached, or the link to it dropped
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 EXIT_CODES: tuple[tuple[int, str], ...] = (
@@ -38,6 +39,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_WEIGHTS_UNAVAILABLE, "weights unavailable"),
     (EXIT_CANCELLED, "cancelled"),
     (EXIT_OUT_OF_MEMORY, "out of memory"),
+    (EXIT_REMOTE, "the remote worker could not be reached or the connection dropped (one line naming the fix)"),
     (EXIT_INTERNAL, "internal error"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
 )
@@ -49,6 +51,25 @@ RESULT, ERROR, CANCELLED = "result", "error", "cancelled"
 REJECTED = "rejected"  # a request refused because its id is in use: not the end of the request that holds that id
 TERMINAL_EVENTS = (RESULT, ERROR, CANCELLED)
 EVENTS = (READY, PROGRESS, IMAGE, *TERMINAL_EVENTS, REJECTED)
+
+
+def ready_problem(event: Mapping[str, Any], where: str = "this computer") -> str | None:
+    """Why a worker's ready event does not match this stylecore (one line saying which side to upgrade), or None."""
+    protocol, version = event.get("protocol"), event.get("version")
+    if protocol == PROTOCOL and version == VERSION:
+        return None
+    theirs = f"stylecore {version} (protocol {protocol})"
+    ours = f"stylecore {VERSION} (protocol {PROTOCOL})"
+    if protocol == PROTOCOL:
+        older = _version_key(version) < _version_key(VERSION)
+    else:
+        older = not isinstance(protocol, int) or protocol < PROTOCOL
+    upgrade = f"upgrade stylecore on {where}" if older else "upgrade stylecore on this computer (python3 install.py)"
+    return f"the worker on {where} runs {theirs}, this one is {ours}; {upgrade} so both are the same version"
+
+
+def _version_key(text: object) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else -1 for part in str(text).split("."))
 
 
 class BadRequest(ValueError):
@@ -224,7 +245,15 @@ def check_options(obj: object) -> dict[str, Value]:
 # --- requests ----------------------------------------------------------------------------------------
 
 
-Source = Union[str, pixels.Pixels]  # a file path, or pixels carried in the request's payload
+@dataclass(frozen=True)
+class EncodedFile:
+    """An image file's bytes carried in the payload (a painting on the client's disk, for a worker on another machine)."""
+
+    name: str  # for messages, and the format hint of its extension
+    data: bytes
+
+
+Source = Union[str, pixels.Pixels, EncodedFile]  # a file path, or an image carried in the request's payload
 INLINE = "inline"  # "return": "inline": the result and intermediate images come back in the stream
 RETURNS = ("file", INLINE)
 
@@ -298,16 +327,37 @@ class _Payload:
         except pixels.PayloadError as exc:
             raise BadRequest(f"{role}: {exc}") from None
 
+    def take_file(self, spec: object, role: str) -> EncodedFile:
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str) or not _has_kind(spec.get("bytes"), int):
+            raise BadRequest(f'{role}: a carried file is {{"name": "painting.jpg", "bytes": N}}')
+        size = spec["bytes"]
+        if not 0 < size <= self.limit:
+            raise BadRequest(f"{role}: {spec['name']} declares {size} bytes; send a file of 1..{self.limit} bytes")
+        if self.offset + size > len(self.data):
+            raise BadRequest(f"{role}: the payload holds {len(self.data)} bytes, too few for the images its descriptors declare")
+        part = self.data[self.offset : self.offset + size]
+        self.offset += size
+        return EncodedFile(spec["name"], part)
+
+    def carried(self, obj: Mapping, role: str) -> Source | None:
+        """The image an item carries in the payload ({"pixels": descriptor} or {"file": ...}), or None for a path."""
+        if "pixels" in obj:
+            return self.take(obj["pixels"], role)
+        if "file" in obj:
+            return self.take_file(obj["file"], role)
+        return None
+
     def finish(self) -> None:
         if self.offset != len(self.data):
             raise BadRequest(f"the payload holds {len(self.data) - self.offset} bytes no pixel descriptor declares")
 
 
 def _source(obj: Mapping, name: str, what: str, payload: _Payload) -> Source:
-    """A path, or {"pixels": descriptor} for an image carried in the payload."""
+    """A path, or {"pixels": descriptor} or {"file": {"name", "bytes"}} for an image carried in the payload."""
     value = obj.get(name)
-    if isinstance(value, Mapping):
-        return payload.take(value.get("pixels"), "content" if name == "content" else "style")
+    carried = payload.carried(value, name) if isinstance(value, Mapping) else None
+    if carried is not None:
+        return carried
     return _path(obj, name, what + ', or {"pixels": descriptor} with the image in the payload')
 
 
@@ -332,8 +382,8 @@ def parse_request(obj: object, payload: bytes | None = None, *, limit: int = pix
         weight = item.get("weight", 1.0)
         if not _has_kind(weight, float) or weight < 0:
             raise BadRequest(f"style weight {weight!r} is not a non-negative number")
-        source = carried.take(item["pixels"], "style") if "pixels" in item else _path(item, "path", "the style's file path")
-        styles.append((source, float(weight)))
+        source = carried.carried(item, "style")
+        styles.append((_path(item, "path", "the style's file path") if source is None else source, float(weight)))
     carried.finish()
     returned = obj.get("return", "file")
     if returned not in RETURNS:
@@ -387,6 +437,9 @@ def stylize_message(
     def source(value: Source) -> Any:
         if isinstance(value, str):
             return value
+        if isinstance(value, EncodedFile):
+            parts.append(value.data)
+            return {"file": {"name": value.name, "bytes": len(value.data)}}
         try:
             descriptor, data = pixels.encode(value, codec=codec)
         except pixels.PayloadError as exc:

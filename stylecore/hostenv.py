@@ -136,25 +136,34 @@ def guarded_command(config: WorkerConfig, workdir: str, parent_pid: int, guard: 
 
 
 def spawn_worker(
-    config: WorkerConfig,
+    config: WorkerConfig | None,
     workdir: str,
     *,
     stderr: int | IO[bytes] | None = subprocess.DEVNULL,
     environ: Mapping[str, str] | None = None,
     guard: str | os.PathLike[str] = GUARD,
     launcher: Sequence[str] = (),
+    ssh: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
     """Starts the guarded worker with binary pipes on stdin/stdout; the caller reads its ready event.
 
     workdir: a private folder, the worker's cwd (`-m` puts the cwd first on sys.path, so only a folder of
     ours is safe there; never the caller's, which may hold a checkout), removed by the guard at the end.
     launcher: a prefix that runs the config's interpreter, such as `flatpak run --command=PYTHON APP`, for a
-    check from outside the sandbox (workdir must then be visible inside it). Raises OSError.
+    check from outside the sandbox (workdir must then be visible inside it).
+    ssh: the argv of remote.ssh_argv, which runs the worker on another machine instead (config is then not used).
+    No guard stands between: when we die, ssh's stdin closes, the remote worker's stdin with it, and it exits.
+    Raises OSError.
     """
-    env = worker_environment(os.environ if environ is None else environ, config.pythonpath)
-    command = guarded_command(config, workdir, 0 if launcher else os.getpid(), guard)
-    if launcher:  # the launcher names the interpreter, and stands between us and the guard
-        command = [*launcher, *command[1:]]
+    if ssh:
+        env = worker_environment(os.environ if environ is None else environ)
+        command = list(ssh)
+    else:
+        assert config is not None, "a local worker needs its config"
+        env = worker_environment(os.environ if environ is None else environ, config.pythonpath)
+        command = guarded_command(config, workdir, 0 if launcher else os.getpid(), guard)
+        if launcher:  # the launcher names the interpreter, and stands between us and the guard
+            command = [*launcher, *command[1:]]
     kw: dict[str, object] = {"creationflags": CREATE_NO_WINDOW} if os.name == "nt" else {}
     return subprocess.Popen(  # type: ignore[call-overload]
         command,

@@ -17,6 +17,7 @@ ALIVE_INTERVAL = 15  # seconds between keep-alives, so a dead link ends the run 
 ALIVE_COUNT = 3
 CONNECT_TIMEOUT = 20
 SETUP_HINT = "python3 install.py --no-plugin"  # what prints the worker command on the GPU machine
+DEFAULT_COMMAND = "python3 -m stylecore worker"  # the far end's worker when none is given: stylecore installed for python3
 
 # Options that make ssh run local commands or replace the worker command: put those in ~/.ssh/config.
 REFUSED_OPTIONS = frozenset({"proxycommand", "localcommand", "permitlocalcommand", "knownhostscommand", "remotecommand"})

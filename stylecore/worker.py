@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import collections
 import ctypes
+import io
 import os
 import signal
 import sys
@@ -65,9 +66,21 @@ def inline_pixels(array: np.ndarray, codec: str) -> tuple[dict[str, Any], bytes]
     return pixels.encode(pixels_np.from_array(np.ascontiguousarray(array, dtype=np.float32)), codec=codec)
 
 
-def source_of(source: contract.Source) -> str | np.ndarray:
-    """What the engine takes: a path as it is, in-band pixels as float32 (integer samples scaled to 0..1)."""
-    return source if isinstance(source, str) else pixels_np.to_float32(source)
+def source_of(source: contract.Source) -> Any:
+    """What the engine takes: a path as it is, in-band pixels as float32 (integer samples scaled to 0..1), a carried
+    file as the image Pillow reads from its bytes."""
+    if isinstance(source, str):
+        return source
+    if isinstance(source, contract.EncodedFile):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            image = Image.open(io.BytesIO(source.data))
+            image.load()
+            return image
+        except (UnidentifiedImageError, OSError) as exc:
+            raise BadInput(f"{source.name}: not an image Pillow can read ({exc}); send a PNG, JPEG or TIFF") from None
+    return pixels_np.to_float32(source)
 
 
 class _ImageWriter:
@@ -232,7 +245,7 @@ class Server:
             where: dict[str, Any] = dict(path=req.output)
             if req.inline:
                 descriptor, payload = inline_pixels(result.rgba(), req.codec)
-                where = dict(pixels=descriptor)
+                where = dict(pixels=descriptor, alpha=result.alpha is not None, bits=result.source_bits)
             outcome = dict(
                 event=contract.RESULT,
                 **where,
