@@ -53,10 +53,12 @@ TERMINAL_EVENTS = (RESULT, ERROR, CANCELLED)
 EVENTS = (READY, PROGRESS, IMAGE, *TERMINAL_EVENTS, REJECTED)
 
 
-def ready_problem(event: Mapping[str, Any], where: str = "this computer") -> str | None:
-    """Why a worker's ready event does not match this stylecore (one line saying which side to upgrade), or None."""
+def ready_problem(event: Mapping[str, Any], where: str = "this computer", *, same_version: bool = True) -> str | None:
+    """Why a worker's ready event does not match this stylecore (one line saying which side to upgrade), or None.
+
+    same_version: the versions must match too (a far end, which must paint what this one would)."""
     protocol, version = event.get("protocol"), event.get("version")
-    if protocol == PROTOCOL and version == VERSION:
+    if protocol == PROTOCOL and (version == VERSION or not same_version):
         return None
     theirs = f"stylecore {version} (protocol {protocol})"
     ours = f"stylecore {VERSION} (protocol {PROTOCOL})"

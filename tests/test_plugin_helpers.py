@@ -148,7 +148,7 @@ def test_plugin_and_engine_agree_on_every_option_preset_and_device():
         plugin.add_argument(proc, arg)
     registered = [(method, call[0]) for method, call in proc.calls]
     assert [name for _, name in registered][:3] == ["style-file", "strength", "preserve-colors"]
-    assert [name for _, name in registered][-2:] == ["seamless", "style-layer"]
+    assert [name for _, name in registered][-5:] == ["seamless", "style-layer", "run-on", "remote-command", "ssh-options"]
     calls = {call[0]: (method, call) for method, call in proc.calls}
     assert calls["strength"] == (
         "add_double_argument",

@@ -185,3 +185,61 @@ def test_cli_remote_failure_is_one_line_and_writes_nothing(sshd, tmp_path, conte
     assert run.returncode == contract.EXIT_REMOTE
     assert "remote worker command was not found" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert not out.exists() and not list(Path(tmp_path).glob("out*"))
+
+
+def plugin_modules():
+    """The plug-in's stdlib modules (settings, worker_client), as GIMP's Python imports them."""
+    folder = str(Path(__file__).resolve().parents[1] / "gimp_plugin" / "style-transfer")
+    sys.path.insert(0, folder)
+    try:
+        import settings
+        import worker_client
+
+        return settings, worker_client
+    finally:
+        sys.path.remove(folder)
+
+
+def test_plugin_client_previews_and_runs_remotely_in_band_leaving_no_files(sshd, tmp_path, monkeypatch, style_png):
+    settings, wc = plugin_modules()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(wc.tempfile, "tempdir", None)
+    (tmp_path / "tmp").mkdir()
+    values = {"run-on": str(sshd.destination), "remote-command": WORKER, "ssh-options": " ".join(sshd.options())}
+    session = wc.Session(str(tmp_path / "no-config-needed.json"))
+    session.run_on(settings.run_on(values.get))
+    try:
+        worker = session.ready_worker()
+        assert "cpu" in settings.device_text(worker.ready, str(sshd.destination))
+        rgba = float_layer()
+        content = session.content("content.npy", 48, 40, 4, rgba.tobytes())
+        style = contract.EncodedFile("style.png", style_png.read_bytes())
+        assert isinstance(content, pixels.Pixels) and session.output("p1.npy") is None
+        options = {**QUICK, "preset": "draft"}
+        obj, payload = settings.build_message("p1", content, [(style, 1.0)], options, None, preview=True)
+        images = []
+        worker.run(obj, lambda e: images.append(wc.event_pixels(e)) if e["event"] == "image" else None, payload)
+        assert images and images[0][2] == 3
+        obj, payload = settings.build_message("f1", content, [(style, 1.0)], options, None)
+        w, h, c, data = wc.event_pixels(worker.run(obj, None, payload))
+        out = np.frombuffer(data, np.float32).reshape(h, w, c)
+        assert (w, h, c) == (48, 40, 4) and off_grid(out[..., 3]) > 0.49
+    finally:
+        session.close()
+    assert not list((tmp_path / "tmp").iterdir()), "files left on this machine"
+    assert not wait_gone(sshd)
+
+
+def test_plugin_remote_failures_are_one_line(sshd, tmp_path, monkeypatch):
+    settings, wc = plugin_modules()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(RemoteFailure, match="is not a host name"):
+        settings.run_on({"run-on": "bad host", "remote-command": "", "ssh-options": ""}.get)
+    values = {"run-on": str(sshd.destination), "remote-command": "/nonexistent/python", "ssh-options": " ".join(sshd.options())}
+    session = wc.Session(str(tmp_path / "none.json"))
+    session.run_on(settings.run_on(values.get))
+    with pytest.raises(wc.PluginError, match="remote worker command was not found") as info:
+        session.ready_worker()
+    assert "\n" not in str(info.value)
+    session.close()
