@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -128,6 +129,12 @@ def stylecore_cache(environ: Mapping[str, str] | None = None) -> Path:
 
 def worker_command(config: WorkerConfig) -> list[str]:
     return [config.python, "-u", "-m", "stylecore", "worker"]
+
+
+def remote_worker_command(python: str | os.PathLike[str]) -> str:
+    """What a far end runs over ssh, as install.py prints it to paste into the dialog: isolated mode, because ssh
+    starts it in the home folder, which -m would put first on sys.path, and a login's PYTHON* settings stay out."""
+    return shlex.join([os.fspath(python), "-I", "-u", "-m", "stylecore", "worker"])
 
 
 def guarded_command(config: WorkerConfig, workdir: str, parent_pid: int, guard: str | os.PathLike[str] = GUARD) -> list[str]:

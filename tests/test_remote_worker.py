@@ -243,3 +243,19 @@ def test_plugin_remote_failures_are_one_line(sshd, tmp_path, monkeypatch):
         session.ready_worker()
     assert "\n" not in str(info.value)
     session.close()
+
+
+def test_install_check_remote_starts_the_printed_worker_command_and_reports_its_device(sshd):
+    from stylecore import hostenv
+
+    printed = hostenv.remote_worker_command(sys.executable)  # what install.py --no-plugin prints
+    assert " -I -u -m stylecore worker" in printed
+    argv = [sys.executable, str(Path(__file__).resolve().parents[1] / "install.py"), "--check", "--remote", str(sshd.destination)]
+    argv += ["--remote-command", printed + " --random-weights", *(x for o in sshd.options() for x in ("--ssh-option", o))]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"worker on {sshd.destination}: stylecore {contract.VERSION} (protocol {contract.PROTOCOL}), device cpu" in run.stdout
+    argv[argv.index("--remote-command") + 1] = "/nonexistent/python -m stylecore worker"
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "PROBLEM:" in run.stdout and "remote worker command was not found" in run.stdout
+    assert not wait_gone(sshd)
