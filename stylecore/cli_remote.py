@@ -51,7 +51,10 @@ def source(path: str) -> contract.Source:
 
 def run(args: argparse.Namespace, reporter: Any, cancel: threading.Event, save: Any) -> int:
     """Sends the run to args.remote, reports its progress, and hands the result to save(StyledImage)."""
-    target = Target.parse(args.remote, args.remote_command, args.ssh_option)
+    try:
+        target = Target.parse(args.remote, args.remote_command, args.ssh_option)
+    except RemoteFailure as exc:
+        raise BadInput(str(exc)) from None
     weights = args.style_weights or [1.0] * len(args.styles)
     if len(weights) != len(args.styles):
         raise BadInput(f"{len(weights)} --style-weights for {len(args.styles)} styles; give one per style")

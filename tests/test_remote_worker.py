@@ -167,6 +167,13 @@ def test_cli_remote_makes_the_same_image_as_the_engine_here(sshd, tmp_path, cont
     assert not wait_gone(sshd)
 
 
+def test_cli_bad_destination_is_bad_input(tmp_path, content_png, style_png):
+    argv = [sys.executable, "-m", "stylecore", str(content_png), str(style_png), "-o", str(tmp_path / "o.png"), "--remote", "a b"]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert run.returncode == contract.EXIT_BAD_INPUT and "is not a host name" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
 def test_cli_remote_failure_is_one_line_and_writes_nothing(sshd, tmp_path, content_png, style_png):
     out = tmp_path / "out.png"
     argv = [
