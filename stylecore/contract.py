@@ -39,7 +39,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_WEIGHTS_UNAVAILABLE, "weights unavailable"),
     (EXIT_CANCELLED, "cancelled"),
     (EXIT_OUT_OF_MEMORY, "out of memory"),
-    (EXIT_REMOTE, "the remote worker could not be reached or the connection dropped (one line naming the fix)"),
+    (EXIT_REMOTE, "remote worker unreachable or connection dropped"),
     (EXIT_INTERNAL, "internal error"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
 )
