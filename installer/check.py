@@ -7,10 +7,10 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from stylecore import contract, hostenv
+from stylecore import contract, hostenv, remote_worker
 
 from . import discovery
 from .common import PLUGIN_NAME, python_version_of, repair_command, say
@@ -125,6 +125,24 @@ def hidden_from_flatpak(target: Target, env: Mapping[str, str], home: Path) -> s
     if target.path.is_relative_to(private) and reads != private and (target.plugin_dir / hostenv.CONFIG_NAME).exists():
         return f"the Flatpak GIMP now reads {reads / target.path.name} (the host's folder, which exists since the install), not this one"
     return None
+
+
+def check_remote(destination: str, command: str | None, options: Sequence[str]) -> int:
+    """Starts the worker on another machine over ssh, as the plug-in will, and reports its device (or one line why not)."""
+    try:
+        target = remote_worker.Target.parse(destination, command, options)
+        say(f"starting the worker on {target.destination}: {' '.join(target.argv())}")
+        with remote_worker.Connection(target) as conn:
+            ready = conn.wait_ready()
+    except remote_worker.RemoteFailure as exc:
+        say(f"  PROBLEM: {exc}")
+        return 1
+    gpu = f" ({ready['gpu']})" if ready.get("gpu") else ""
+    say(
+        f"  worker on {target.destination}: stylecore {ready.get('version')} (protocol {ready.get('protocol')}), device {ready.get('device')}{gpu}"
+    )
+    say("all good")
+    return 0
 
 
 def check(args: argparse.Namespace) -> int:

@@ -9,8 +9,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from stylecore import hostenv
+
 from . import discovery, native
-from .check import check
+from .check import check, check_remote
 from .common import HERE, InstallError, python_version_of, repair_command, say, this_python_version
 from .discovery import Target, load_state, save_state
 from .flatpak_env import ensure_flatpak_environment, ensure_flatpak_weights
@@ -21,6 +23,8 @@ USAGE = """One command that sets stylecore up for a user: environment, weights, 
 
     python3 install.py                    # everything, then the demo
     python3 install.py --check            # diagnose every GIMP 3 folder it knows of
+    python3 install.py --no-plugin        # on a GPU machine: the worker only; prints the command for the dialog
+    python3 install.py --check --remote me@gpu-box   # start that machine's worker over ssh, report its device
     python3 install.py --uninstall        # remove the plug-in from every folder it installed into
 
 It installs into every GIMP 3 user folder it finds (GIMP 3.0 and 3.2; distro, Flatpak, macOS,
@@ -75,6 +79,10 @@ def install(args: argparse.Namespace) -> int:
         say("restart GIMP, then Filters > Style Transfer...")
     if not args.no_demo and python is not None:
         native.run_demo(python, args)
+    if python is not None:
+        say("to use this computer's GPU from GIMP on another one, paste this worker command into the dialog's")
+        say("Advanced > Remote worker command (or pass it to stylecore --remote-command):")
+        print(hostenv.remote_worker_command(python.absolute()), flush=True)
     return 0
 
 
@@ -99,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", action="store_true", help="editable install with the test tools")
     p.add_argument("--vendor", action="store_true", help="copy stylecore beside the plug-in rather than pip-installing it")
     p.add_argument("--check", action="store_true", help="diagnose every GIMP 3 folder and exit")
+    p.add_argument(
+        "--remote",
+        metavar="[USER@]HOST[:PORT]",
+        help="with --check: start the worker over ssh as the plug-in will, report its device",
+    )
+    p.add_argument("--ssh-option", action="append", default=[], metavar="KEY=VALUE", help="with --remote: ssh -o KEY=VALUE")
+    p.add_argument("--remote-command", help="with --remote: the far end's worker command (default: python3 -m stylecore worker)")
     p.add_argument("--uninstall", action="store_true", help="remove the plug-in from every folder this script installed into")
     p.add_argument("--remove-env", action="store_true", help="with --uninstall: also delete the worker environments")
     return p
@@ -107,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.check and args.remote:
+            return check_remote(args.remote, args.remote_command, args.ssh_option)
         if args.check:
             return check(args)
         if args.uninstall:

@@ -15,7 +15,7 @@ from .discovery import Target
 DISPATCHER = "stylecore-python"  # the worker "python" in a folder both the Flatpak and a distro GIMP read
 # stylecore's modules that import only the standard library: the plug-in imports them from GIMP's own Python
 # (`from stylecore import contract, hostenv`); a new one the plug-in needs is added here.
-PLUGIN_MODULES = ["__init__.py", "contract.py", "hostenv.py", "guard.py"]
+PLUGIN_MODULES = ["__init__.py", "contract.py", "hostenv.py", "guard.py", "pixels.py", "remote.py", "remote_worker.py"]
 NO_CACHE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 

@@ -20,7 +20,7 @@ case "$DIST" in
   forky) GIMP_SERIES=3.2 ;;
   *) echo "gimp_root.sh: STYLECORE_GIMP_DIST must be trixie or forky, not '$DIST'" >&2; exit 2 ;;
 esac
-PACKAGES="gimp gir1.2-gimp-3.0 gir1.2-gegl-0.4 python3-gi python3-numpy python3-pil python3-torch python3-torchvision"
+PACKAGES="gimp gir1.2-gimp-3.0 gir1.2-gegl-0.4 python3-gi python3-numpy python3-pil python3-torch python3-torchvision openssh-client"
 KEY=$(printf '%s %s' "$DIST" "$PACKAGES" | sha256sum | cut -c1-10)
 ROOT=${STYLECORE_GIMP_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/stylecore/gimp-root-$DIST-$KEY}
 SHARE=${STYLECORE_GIMP_SHARE:-/tmp/stylecore-gimp-share}

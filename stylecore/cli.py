@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from . import __version__, contract, instant_weights, weights
+from . import __version__, cli_remote, contract, instant_weights, weights
 from .engine import ENGINE_KEYWORDS, stylize
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BadInput, StylecoreError, WeightsUnavailable
 from .images import ImageLike
 from .options import StyleOptions
 from .progress import Progress
-from .result import check_output_path
+from .result import StyledImage, check_output_path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-weights", type=float, nargs="+", default=None, help="blend weight per style image")
     p.add_argument("--version", action="version", version=f"stylecore {__version__}")
     _add_style_options(p)
+    cli_remote.add_arguments(p)
     return p
 
 
@@ -209,6 +210,16 @@ def _run_stylize(
     reporter = _Reporter(out, args.quiet)
     output = Path(args.output)
     check_output_path(output, protect, args.bit_depth)  # format, bit depth and folder: before any work
+
+    def save(result: StyledImage) -> int:
+        result.save(output, bit_depth=args.bit_depth, protect=protect)
+        reporter.event(event="done", output=str(output), width=result.width, height=result.height)
+        if out is None:
+            print(f"wrote {output} ({result.width}x{result.height})", file=sys.stderr)
+        return EXIT_OK
+
+    if getattr(args, "remote", None):
+        return cli_remote.run(args, reporter, _cancel_event(args), save)
     result = stylize(
         content,
         styles,
@@ -217,11 +228,7 @@ def _run_stylize(
         cancel=_cancel_event(args),
         **_options(args),
     )
-    result.save(output, bit_depth=args.bit_depth, protect=protect)
-    reporter.event(event="done", output=str(output), width=result.width, height=result.height)
-    if out is None:
-        print(f"wrote {output} ({result.width}x{result.height})", file=sys.stderr)
-    return EXIT_OK
+    return save(result)
 
 
 def _weights_command(argv: list[str]) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -130,31 +131,46 @@ def worker_command(config: WorkerConfig) -> list[str]:
     return [config.python, "-u", "-m", "stylecore", "worker"]
 
 
+def remote_worker_command(python: str | os.PathLike[str]) -> str:
+    """What a far end runs over ssh, as install.py prints it to paste into the dialog: isolated mode, because ssh
+    starts it in the home folder, which -m would put first on sys.path, and a login's PYTHON* settings stay out."""
+    return shlex.join([os.fspath(python), "-I", "-u", "-m", "stylecore", "worker"])
+
+
 def guarded_command(config: WorkerConfig, workdir: str, parent_pid: int, guard: str | os.PathLike[str] = GUARD) -> list[str]:
     """The guard (isolated mode: nothing on its path but the standard library), which runs worker_command."""
     return [config.python, "-I", "-u", str(guard), str(parent_pid), workdir, "--", *worker_command(config)]
 
 
 def spawn_worker(
-    config: WorkerConfig,
+    config: WorkerConfig | None,
     workdir: str,
     *,
     stderr: int | IO[bytes] | None = subprocess.DEVNULL,
     environ: Mapping[str, str] | None = None,
     guard: str | os.PathLike[str] = GUARD,
     launcher: Sequence[str] = (),
+    ssh: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
     """Starts the guarded worker with binary pipes on stdin/stdout; the caller reads its ready event.
 
     workdir: a private folder, the worker's cwd (`-m` puts the cwd first on sys.path, so only a folder of
     ours is safe there; never the caller's, which may hold a checkout), removed by the guard at the end.
     launcher: a prefix that runs the config's interpreter, such as `flatpak run --command=PYTHON APP`, for a
-    check from outside the sandbox (workdir must then be visible inside it). Raises OSError.
+    check from outside the sandbox (workdir must then be visible inside it).
+    ssh: the argv of remote.ssh_argv, which runs the worker on another machine instead (config is then not used).
+    No guard stands between: when we die, ssh's stdin closes, the remote worker's stdin with it, and it exits.
+    Raises OSError.
     """
-    env = worker_environment(os.environ if environ is None else environ, config.pythonpath)
-    command = guarded_command(config, workdir, 0 if launcher else os.getpid(), guard)
-    if launcher:  # the launcher names the interpreter, and stands between us and the guard
-        command = [*launcher, *command[1:]]
+    if ssh:
+        env = worker_environment(os.environ if environ is None else environ)
+        command = list(ssh)
+    else:
+        assert config is not None, "a local worker needs its config"
+        env = worker_environment(os.environ if environ is None else environ, config.pythonpath)
+        command = guarded_command(config, workdir, 0 if launcher else os.getpid(), guard)
+        if launcher:  # the launcher names the interpreter, and stands between us and the guard
+            command = [*launcher, *command[1:]]
     kw: dict[str, object] = {"creationflags": CREATE_NO_WINDOW} if os.name == "nt" else {}
     return subprocess.Popen(  # type: ignore[call-overload]
         command,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import collections
 import ctypes
+import io
 import os
 import signal
 import sys
@@ -23,7 +24,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from . import contract
+from . import contract, pixels, pixels_np
 from .atomic import write_atomic
 from .contract import BadRequest, MessageReader, Request, parse_request
 from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_INTERRUPTED, BadInput, Cancelled, StylecoreError
@@ -49,15 +50,42 @@ class Emitter:
         self.stream, self.lock = stream, threading.Lock()
 
     def __call__(self, **event: Any) -> None:
+        self.message(event)
+
+    def message(self, event: dict[str, Any], payload: bytes | None = None) -> None:
+        """An event followed by its payload (in-band pixels)."""
         with self.lock:
             try:
-                contract.write_message(self.stream, event)
+                contract.write_message(self.stream, event, payload)
             except (OSError, ValueError):  # the client has gone (a closed pipe): stdin EOF or SIGTERM ends the worker
                 pass
 
 
+def inline_pixels(array: np.ndarray, codec: str) -> tuple[dict[str, Any], bytes]:
+    """The descriptor and payload of a float32 H×W×C array, at full precision."""
+    return pixels.encode(pixels_np.from_array(np.ascontiguousarray(array, dtype=np.float32)), codec=codec)
+
+
+def source_of(source: contract.Source) -> Any:
+    """What the engine takes: a path as it is, in-band pixels as float32 (integer samples scaled to 0..1), a carried
+    file as the image Pillow reads from its bytes."""
+    if isinstance(source, str):
+        return source
+    if isinstance(source, contract.EncodedFile):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            image = Image.open(io.BytesIO(source.data))
+            image.load()
+            return image
+        except (UnidentifiedImageError, OSError) as exc:
+            raise BadInput(f"{source.name}: not an image Pillow can read ({exc}); send a PNG, JPEG or TIFF") from None
+    return pixels_np.to_float32(source)
+
+
 class _ImageWriter:
-    """Writes the optimisation's current state every `every` evaluations (the first one too), keeping the last two."""
+    """Sends the optimisation's current state every `every` evaluations (the first one too): inline, or as files of
+    which the last two are kept."""
 
     def __init__(self, req: Request, emit: Emitter):
         self.req, self.emit = req, emit
@@ -69,21 +97,20 @@ class _ImageWriter:
         self.count += 1
         if (self.count - 1) % self.req.images_every:
             return
+        p = self.progress
+        where = dict(
+            width=int(rgb.shape[1]), height=int(rgb.shape[0]), scale=p.scale if p else 1, step=p.step if p else self.count
+        )
+        if self.req.inline:
+            descriptor, payload = inline_pixels(rgb, self.req.codec)
+            self.emit.message(dict(id=self.req.id, event=contract.IMAGE, pixels=descriptor, **where), payload)
+            return
         path = Path(self.req.images_dir) / f"{_safe_name(self.req.id)}-image-{self.count:05d}.npy"
         save_npy(path, rgb)
         self.written.append(path)
         while len(self.written) > IMAGES_KEPT:
             _remove(self.written.popleft())
-        p = self.progress
-        self.emit(
-            id=self.req.id,
-            event=contract.IMAGE,
-            path=str(path),
-            width=int(rgb.shape[1]),
-            height=int(rgb.shape[0]),
-            scale=p.scale if p else 1,
-            step=p.step if p else self.count,
-        )
+        self.emit(id=self.req.id, event=contract.IMAGE, path=str(path), **where)
 
     def clean(self) -> None:
         while self.written:
@@ -108,8 +135,9 @@ class _Duplicate(BadRequest):
 class Server:
     """The request queue, the cancel bookkeeping and the run loop; the reader thread runs `read_requests`."""
 
-    def __init__(self, engine_factory: EngineFactory, emit: Emitter, device: str, precision: str):
+    def __init__(self, engine_factory: EngineFactory, emit: Emitter, device: str, precision: str, limit: int = pixels.MAX_BYTES):
         self.factory, self.emit = engine_factory, emit
+        self.limit = limit  # bytes of one in-band image, decoded
         self.default_engine = (device, precision)
         self.engines: dict[tuple[str, str], Any] = {}
         self.weights_loads = 0
@@ -139,10 +167,10 @@ class Server:
                 continue
             if message is None:
                 break
-            self.submit(message.obj)
+            self.submit(message.obj, message.payload)
         self.close()
 
-    def submit(self, obj: dict[str, Any]) -> None:
+    def submit(self, obj: dict[str, Any], payload: bytes | None = None) -> None:
         rid = obj.get("id") if isinstance(obj.get("id"), str) else None
         try:
             op = obj.get("op")
@@ -153,7 +181,7 @@ class Server:
                 raise _Duplicate(f"request id '{rid}' is already queued or running; use a new id per request")
             if op != "stylize":
                 raise BadRequest(f"unknown op {op!r}; use 'stylize' or 'cancel'")
-            self.enqueue(parse_request(obj))
+            self.enqueue(parse_request(obj, payload, limit=self.limit))
         except _Duplicate as exc:  # not that id's end: its own terminal event is still to come
             self.emit(id=rid, event=contract.REJECTED, duplicate=True, kind="BadRequest", code=exc.exit_code, message=str(exc))
         except BadRequest as exc:  # the refused request's end
@@ -211,11 +239,16 @@ class Server:
         started = time.perf_counter()
         _log(f"{req.id}: started")
         writer = _ImageWriter(req, self.emit) if req.images_every else None
+        payload: bytes | None = None
         try:
             result = self._stylize(req, cancel, writer)
+            where: dict[str, Any] = dict(path=req.output)
+            if req.inline:
+                descriptor, payload = inline_pixels(result.rgba(), req.codec)
+                where = dict(pixels=descriptor, alpha=result.alpha is not None, bits=result.source_bits)
             outcome = dict(
                 event=contract.RESULT,
-                path=req.output,
+                **where,
                 width=result.width,
                 height=result.height,
                 seconds=round(time.perf_counter() - started, 3),
@@ -237,13 +270,13 @@ class Server:
             writer.clean()
         detail = outcome.get("message") or (f"{outcome['width']}x{outcome['height']}" if "width" in outcome else "")
         _log(f"{req.id}: {outcome['event']} after {time.perf_counter() - started:.2f} s {detail}".rstrip())
-        self.emit(id=req.id, **outcome)
+        self.emit.message(dict(id=req.id, **outcome), payload)
 
     def _stylize(self, req: Request, cancel: threading.Event, writer: _ImageWriter | None) -> Any:
-        output = Path(req.output)
-        protect = [req.content, *(p for p, _ in req.styles)]
-        check_output_path(output, protect)
-        if writer and not os.path.isdir(req.images_dir):
+        protect = [s for s in (req.content, *(p for p, _ in req.styles)) if isinstance(s, str)]
+        if not req.inline:
+            check_output_path(req.output, protect)
+        if writer and not req.inline and not os.path.isdir(req.images_dir):
             raise BadInput(f"{req.images_dir}: the folder for intermediate images does not exist; create it first")
         opts = dict(req.options)
         engine = self.engine(str(opts.pop("device", self.default_engine[0])), str(opts.pop("precision", self.default_engine[1])))
@@ -253,11 +286,22 @@ class Server:
                 writer.progress = p
             self.emit(id=req.id, event=contract.PROGRESS, **p.to_dict())
 
-        result = engine.stylize(req.content, req.styles, progress=progress, cancel=cancel, on_image=writer, **opts)
+        styles = [(source_of(s), w) for s, w in req.styles]
+        result = engine.stylize(source_of(req.content), styles, progress=progress, cancel=cancel, on_image=writer, **opts)
         if cancel.is_set():  # a cancel that arrived after the last evaluation still wins: the client asked for no result
             raise Cancelled()
-        result.save(output, protect=protect)  # .npy: float32 HxWx4 at full precision, alpha from the content
+        if not req.inline:
+            result.save(req.output, protect=protect)  # .npy: float32 HxWx4 at full precision, alpha from the content
         return result
+
+
+def gpu_name(device: Any) -> str | None:
+    """The GPU's own name for a CUDA device (what the dialog shows of a far end), else None."""
+    if getattr(device, "type", "") != "cuda":
+        return None
+    import torch
+
+    return str(torch.cuda.get_device_name(device))
 
 
 def _log(message: str) -> None:
@@ -340,6 +384,7 @@ def main(argv: list[str]) -> int:
         protocol=contract.PROTOCOL,
         version=contract.VERSION,
         device=str(engine.runtime.device),
+        gpu=gpu_name(engine.runtime.device),
         load_seconds=round(time.perf_counter() - started, 3),
         weights_loads=server.weights_loads,
         pid=os.getpid(),

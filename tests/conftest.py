@@ -59,6 +59,18 @@ def random_engine_session():
     return Stylizer(device="cpu", random_weights=True)
 
 
+@pytest.fixture
+def sshd(tmp_path_factory):
+    """A real OpenSSH server on 127.0.0.1 with throwaway keys (tests/sshd.py), stopped with nothing left running."""
+    from tests.sshd import Sshd, unavailable
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    with Sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
 def bench(name: str) -> Path:
     path = BENCH / name
     if not path.exists():

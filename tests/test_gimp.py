@@ -290,3 +290,49 @@ R["layers"] = len(img.get_layers())
     for r in results:
         assert r["run"][0] == SUCCESS and r["layers"] == 2, r["run"]
     assert gimp.leftovers(keep=(OLD_LOG,)) == [], gimp.leftovers(keep=(OLD_LOG,))
+
+
+def test_remote_run_in_real_gimp_makes_the_same_layer_as_a_local_run(gimp, sshd):
+    """'Run on' the test sshd on 127.0.0.1 (chroot shares the network): the far end is this root's own worker, so
+    the two runs differ only in the path the pixels take (in-band over ssh, or .npy files)."""
+    import json
+
+    config = json.loads((gimp.plugin / "stylecore-worker.json").read_text())
+    keys = gimp.dir / "ssh"
+    keys.mkdir(exist_ok=True)
+    for name in ("id", "known_hosts"):
+        shutil.copy(sshd.root / name, keys / name)
+        os.chmod(keys / name, 0o600)
+    env = " ".join(gimp.env(gimp=False)[2:]) + (f" PYTHONPATH={config['pythonpath']}" if config.get("pythonpath") else "")
+    command = f"chroot {gimp.root} /usr/bin/env -i {env} {config['python']} -u -m stylecore worker"
+    options = f"UserKnownHostsFile={keys}/known_hosts IdentityFile={keys}/id IdentitiesOnly=yes GlobalKnownHostsFile=/dev/null"
+    remote = f'run_on="{sshd.destination}", remote_command="{command}"'
+    d = gimp.dir
+    r = gimp.run_batch(
+        f'''
+img = load("{d}/content.jpg")
+img.convert_precision(Gimp.Precision.FLOAT_NON_LINEAR)
+R["local"] = stylise(img, img.get_layers()[0], "{d}/style.jpg", seed=7, **{{{FAST}}})
+local = floats(img.get_layers()[0])
+img2 = load("{d}/content.jpg")
+img2.convert_precision(Gimp.Precision.FLOAT_NON_LINEAR)
+before = floats(img2.get_layers()[0])
+R["remote"] = stylise(img2, img2.get_layers()[0], "{d}/style.jpg", seed=7, ssh_options="{options}", {remote}, **{{{FAST}}})
+far = floats(img2.get_layers()[0])
+R["layers"] = describe(img2)
+R["unchanged"] = floats(img2.get_layers()[1]) == before
+R["max_diff"] = max(abs(a - b) for a, b in zip(local, far))
+R["off_grid"] = sum(abs(v * 255 - round(v * 255)) > 0.01 for i, v in enumerate(far) if i % 4 != 3) / (len(far) * 3 // 4)
+img3 = load("{d}/content.jpg")
+R["unknown_key"] = stylise(img3, img3.get_layers()[0], "{d}/style.jpg",
+    ssh_options="UserKnownHostsFile=/dev/null GlobalKnownHostsFile=/dev/null IdentityFile={keys}/id", {remote}, **{{{FAST}}})
+R["unknown_key_layers"] = len(img3.get_layers())
+''',
+        name="remote",
+    )
+    assert r["local"][0] == SUCCESS and r["remote"][0] == SUCCESS, r
+    assert len(r["layers"]) == 2 and r["layers"][0]["name"] == "Style: style" and r["unchanged"]
+    assert r["max_diff"] < 1e-3, r["max_diff"]  # the same seed, worker and device: float noise at most
+    assert r["off_grid"] > 0.5  # the float layer came back at full precision
+    assert r["unknown_key"][0] == ERROR and "host key is not known yet" in r["unknown_key"][1] and r["unknown_key_layers"] == 1
+    assert gimp.leftovers(keep=(OLD_LOG,)) == [] and not sshd.session_pids()

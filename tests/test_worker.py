@@ -108,7 +108,7 @@ def request(rid: str, files: dict[str, Path], size: int = 64, preset: str = "dra
 
 def test_preview_then_apply_in_one_worker_loads_the_engine_once(worker, files):
     ready = worker.until(lambda e: True)
-    assert ready["event"] == "ready" and ready["protocol"] == contract.PROTOCOL == 2 and ready["weights_loads"] == 1
+    assert ready["event"] == "ready" and ready["protocol"] == contract.PROTOCOL == 3 and ready["weights_loads"] == 1
     images_dir = files["dir"] / "images"
     # every=1000: the first evaluation's image only, so its file stays until the request ends
     worker.send(request("preview-1", files, images={"every": 1000, "dir": str(images_dir)}))

@@ -19,9 +19,10 @@ import gi
 
 gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
+import settings  # noqa: E402
 from gi.repository import GdkPixbuf, GLib, Gtk  # noqa: E402
 from settings import PREVIEW_SIDE, _  # noqa: E402
-from worker_client import GONE, one_line, read_npy, write_npy  # noqa: E402
+from worker_client import GONE, event_pixels, one_line  # noqa: E402
 
 from stylecore import contract  # noqa: E402
 
@@ -74,7 +75,7 @@ class PreviewPane:
     def __init__(self, box: Gtk.Box, config, session, read_pixels: Callable, build_request: Callable):
         self.config, self.session, self._build = config, session, build_request
         self.worker = None
-        self._content: str | None = None
+        self._content: object = None  # a .npy path, or in-band pixels for a remote worker
         self._timer: int | None = None
         self._current: str | None = None  # the request whose events the pane shows
         self._started_at = 0.0
@@ -108,7 +109,8 @@ class PreviewPane:
         self.message = Gtk.Label(wrap=True, xalign=0.0, max_width_chars=40, selectable=True)
         self.toggle = Gtk.CheckButton.new_with_mnemonic(_("_Preview"))
         self.toggle.set_active(True)
-        for child in (self.picture, self.progress, self.message, self.toggle):
+        self.device = Gtk.Label(wrap=True, xalign=0.0, max_width_chars=40, selectable=True)
+        for child in (self.picture, self.progress, self.message, self.device, self.toggle):
             inner.pack_start(child, False, False, 0)
         self.widget.add(inner)
         box.pack_start(self.widget, False, False, 0)
@@ -148,8 +150,8 @@ class PreviewPane:
         self._timer = None
         rid = self.session.next_id("preview-")
         try:
-            request = self._build(rid, self._content, os.path.join(self.worker.workdir, f"{rid}.npy"))
-            self.worker.send(request)
+            request, payload = self._build(rid, self._content, self.session.output(f"{rid}.npy"))
+            self.worker.send(request, payload)
         except Exception as exc:  # no style chosen yet, a bad setting, a dead worker: say so in the pane
             self._say(one_line(exc))
             self._show_progress(0.0, _("No preview"))
@@ -188,18 +190,23 @@ class PreviewPane:
             return
         self.worker = self.session.spawn()
         w, h, data = self._pixels
-        self._content = os.path.join(self.worker.workdir, "preview-content.npy")
-        write_npy(self._content, w, h, 4, data)
+        self._content = self.session.content("preview-content.npy", w, h, 4, data)
+        self._where(self.worker)
         self._restart(delay_ms=0)
+
+    def _where(self, worker) -> None:
+        """The far end's device and GPU from its ready event (the worker, wherever it runs)."""
+        where = str(worker.target.destination) if worker.target is not None else settings.THIS_COMPUTER
+        self.device.set_text(settings.device_text(worker.ready, where))
 
     def _on_own_event(self, kind: str | None, event: dict) -> None:
         if kind == contract.PROGRESS:
             done = min(1.0, max(0.0, float(event.get("done") or 0.0)))
             self._show_progress(done, _("Painting the preview… {percent:.0f} %").format(percent=done * 100))
         elif kind == contract.IMAGE:
-            self._show(event.get("path"))
+            self._show(event)
         elif kind == contract.RESULT:
-            self._show(event.get("path"))
+            self._show(event)
             remove(event.get("path"))
             self._show_progress(1.0, _("Preview ready ({seconds:.1f} s)").format(seconds=time.monotonic() - self._started_at))
             self._current = None
@@ -208,9 +215,9 @@ class PreviewPane:
             self._say(one_line(event.get("message", _("the preview failed"))))
             self._current = None
 
-    def _show(self, path: str | None) -> None:
+    def _show(self, event: dict) -> None:
         try:
-            w, h, c, data = read_npy(path or "")
+            w, h, c, data = event_pixels(event)
             pixbuf = pixbuf_from_float(w, h, c, data)
         except (OSError, ValueError):  # an intermediate image already replaced by a newer one: skip it
             return

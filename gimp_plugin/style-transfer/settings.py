@@ -12,7 +12,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from stylecore import contract
+from stylecore import contract, remote
+from stylecore.remote_worker import Target
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _ = gettext.translation("stylecore-gimp", os.path.join(HERE, "locale"), fallback=True).gettext
@@ -26,11 +27,12 @@ def N_(message: str) -> str:
 PRESET_LABELS = {name: label for name, label in contract.PRESETS}
 DEVICE_LABELS = {name: label for name, label in contract.DEVICES}
 GIMP_INT_MAX = 2**31 - 1  # GIMP's int arguments are 32-bit signed
+THIS_COMPUTER = "this computer"  # "Run on" left as it is: the local worker
 
 
 @dataclass(frozen=True)
 class Argument:
-    """One procedure argument: kind is "double", "int", "boolean", "choice", "file" or "layer"."""
+    """One procedure argument: kind is "double", "int", "boolean", "choice", "file", "layer" or "string"."""
 
     name: str
     kind: str
@@ -92,6 +94,27 @@ def arguments() -> list[Argument]:
         blend,
         opt("seamless"),
         layer,
+        Argument(
+            "run-on",
+            "string",
+            N_("_Run on"),
+            N_("'this computer', or an SSH destination [user@]host[:port] whose GPU runs the worker"),
+            THIS_COMPUTER,
+        ),
+        Argument(
+            "remote-command",
+            "string",
+            N_("Remote worker co_mmand"),
+            N_("The worker command that 'python3 install.py --no-plugin' prints on that machine"),
+            remote.DEFAULT_COMMAND,
+        ),
+        Argument(
+            "ssh-options",
+            "string",
+            N_("SSH options"),
+            N_("Space-separated KEY=VALUE passed to ssh as -o (e.g. IdentityFile=~/.ssh/gpu); usually ~/.ssh/config instead"),
+            "",
+        ),
     ]
 
 
@@ -117,6 +140,23 @@ PREVIEW_OPTIONS = {"preset": "balanced", "working_size": PREVIEW_SIDE}
 PREVIEW_IMAGES_EVERY = 2  # an intermediate image every N evaluations (the first evaluation's too)
 
 
+def build_message(
+    request_id: str,
+    content: contract.Source,
+    styles: Sequence[tuple[contract.Source, float]],
+    options: Mapping[str, object],
+    output: str | None,
+    preview_dir: str | None = None,
+    preview: bool = False,
+) -> tuple[dict, bytes | None]:
+    """The stylize request and its payload for the final run, or for the preview (its schedule and pictures) with
+    preview (or a preview_dir for its files). output None: everything in-band, for a remote worker."""
+    if not (preview or preview_dir is not None):
+        return contract.stylize_message(request_id, content, styles, options, output)  # type: ignore[arg-type]
+    images = {"every": PREVIEW_IMAGES_EVERY, **({"dir": preview_dir} if output is not None else {})}
+    return contract.stylize_message(request_id, content, styles, {**options, **PREVIEW_OPTIONS}, output, images)  # type: ignore[arg-type]
+
+
 def build_request(
     request_id: str,
     content: str,
@@ -125,11 +165,26 @@ def build_request(
     output: str,
     preview_dir: str | None = None,
 ) -> dict:
-    """The stylize request for the final run, or with preview_dir for the preview (its schedule and pictures)."""
-    if preview_dir is None:
-        return contract.stylize_request(request_id, content, styles, options, output)  # type: ignore[arg-type]
-    images = {"every": PREVIEW_IMAGES_EVERY, "dir": preview_dir}
-    return contract.stylize_request(request_id, content, styles, {**options, **PREVIEW_OPTIONS}, output, images)  # type: ignore[arg-type]
+    """build_message's request for a worker that reads files."""
+    return build_message(request_id, content, styles, options, output, preview_dir)[0]
+
+
+def run_on(get: Callable[[str], object]) -> Target | None:
+    """Where the worker runs, from the "Run on" arguments: None for this computer, else the SSH target.
+
+    Raises RemoteFailure (one line naming the fix) before any worker starts."""
+    destination = str(get("run-on") or "").strip()
+    if not destination or destination == THIS_COMPUTER:
+        return None
+    return Target.parse(destination, str(get("remote-command") or ""), str(get("ssh-options") or "").split())
+
+
+def device_text(ready: Mapping[str, object], where: str) -> str:
+    """What the dialog shows of a ready worker: where it runs, its device and its GPU's name."""
+    gpu = f" ({ready['gpu']})" if ready.get("gpu") else ""
+    return _("Running on {where}: {device}{gpu}, stylecore {version}").format(
+        where=where, device=ready.get("device", "?"), gpu=gpu, version=ready.get("version", "?")
+    )
 
 
 def style_weights(blend: float) -> tuple[float, float]:

@@ -24,9 +24,10 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)  # settings, worker_client, preview and the stdlib-only `stylecore` beside them
 import settings  # noqa: E402
 from settings import N_, _  # noqa: E402
-from worker_client import CallingError, PluginError, Session, add_alpha, channel, read_npy, write_npy  # noqa: E402
+from worker_client import CallingError, PluginError, Session, add_alpha, channel, event_pixels, write_npy  # noqa: E402
 
-from stylecore import contract, hostenv  # noqa: E402
+from stylecore import contract, hostenv, pixels  # noqa: E402
+from stylecore.remote_worker import RemoteFailure  # noqa: E402
 
 PROC_NAME = "python-fu-style-transfer"
 CONFIG_PATH = os.path.join(HERE, hostenv.CONFIG_NAME)
@@ -72,11 +73,16 @@ def check_style_layer(layer):
         )
 
 
-def write_style_layer(layer, path):
+def style_layer_pixels(layer):
     """A layer used as the style: its whole extent as R'G'B' float32 (its alpha is ignored)."""
     w, h = layer.get_width(), layer.get_height()
     raw = layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, RGB_FLOAT, Gegl.AbyssPolicy.CLAMP)
-    write_npy(path, w, h, 3, bytes(raw))
+    return pixels.Pixels(w, h, 3, "f32", bytes(raw))
+
+
+def write_style_layer(layer, path):
+    image = style_layer_pixels(layer)
+    write_npy(path, image.width, image.height, 3, image.data)
 
 
 def style_layer_name(layer):
@@ -137,6 +143,13 @@ def styles_of(config):
     return [(first, w1), (style2.get_path(), w2)], name
 
 
+def run_on_of(config):
+    try:
+        return settings.run_on(config.get_property)
+    except RemoteFailure as exc:
+        raise CallingError(str(exc)) from None
+
+
 def options_of(config):
     try:
         return settings.options_from(config.get_property)
@@ -145,10 +158,19 @@ def options_of(config):
 
 
 def style_files(session, styles):
-    """Style layers become float32 .npy files in the worker's private dir (once per worker); paths stay as they are."""
+    """Style layers become float32 .npy files in the worker's private dir (once per worker); paths stay as they are.
+
+    For a remote worker both travel in-band: a layer's pixels, a file's own bytes."""
     files = []
+    remote_worker = session.spawn().target is not None
     for style, weight in styles:
-        if not isinstance(style, str):
+        if remote_worker:
+            if isinstance(style, str):
+                with open(style, "rb") as fh:
+                    style = contract.EncodedFile(os.path.basename(style), fh.read())
+            else:
+                style = style_layer_pixels(style)
+        elif not isinstance(style, str):
             style = session.style_file(style.get_id(), lambda path, layer=style: write_style_layer(layer, path))
         files.append((style, weight))
     return files
@@ -232,20 +254,25 @@ class StyleTransfer(Gimp.PlugIn):
         styles, name = styles_of(config)
         options = options_of(config)
         has_selection = not Gimp.Selection.is_empty(image)
-        pixels, region, _size = read_region(source)
+        target = run_on_of(config)
+        layer, region, _size = read_region(source)
         Gimp.progress_init(_("Style transfer: starting"))
         try:
             session = self.session()
+            session.run_on(target)
             worker = session.ready_worker()
             request_id = session.next_id("run")
-            content = os.path.join(worker.workdir, f"content-{request_id}.npy")
-            output = os.path.join(worker.workdir, f"result-{request_id}.npy")
-            write_npy(content, region[2], region[3], 4, pixels)
-            request = settings.build_request(request_id, content, style_files(session, styles), options, output)
-            worker.run(request, on_progress)
-            width, height, channels, result = read_npy(output)
+            content = session.content(f"content-{request_id}.npy", region[2], region[3], 4, layer)
+            output = session.output(f"result-{request_id}.npy")
+            request, payload = settings.build_message(request_id, content, style_files(session, styles), options, output)
+            event = worker.run(request, on_progress, payload)
+            try:
+                width, height, channels, result = event_pixels(event)
+            except ValueError as exc:
+                raise PluginError(_("the result did not arrive whole ({error}); run again").format(error=exc)) from None
             for path in (content, output):
-                os.unlink(path)
+                if isinstance(path, str):
+                    os.unlink(path)
         finally:
             Gimp.progress_end()
         if (width, height) != region[2:]:
@@ -255,7 +282,7 @@ class StyleTransfer(Gimp.PlugIn):
                 )
             )
         if channels == 3:
-            result = add_alpha(result, channel(pixels, 4, 3))
+            result = add_alpha(result, channel(layer, 4, 3))
         elif channels != 4:
             raise PluginError(_("the worker returned {n} channels; {details}").format(n=channels, details=worker.details()))
         write_new_layer(image, source, region, result, _("Style: {name}").format(name=name), has_selection)
@@ -271,7 +298,20 @@ class StyleTransfer(Gimp.PlugIn):
         dialog = GimpUi.ProcedureDialog.new(procedure, config, _("Style Transfer"))
         dialog.get_scale_entry("strength", 1.0)  # sliders rather than bare spin buttons
         dialog.get_scale_entry("style-blend", 1.0)
-        dialog.fill_box("advanced-box", ["working-size", "style-scale", "seed", "device", "style-file-2", "style-blend"])
+        dialog.fill_box(
+            "advanced-box",
+            [
+                "working-size",
+                "style-scale",
+                "seed",
+                "device",
+                "style-file-2",
+                "style-blend",
+                "run-on",
+                "remote-command",
+                "ssh-options",
+            ],
+        )
         expander = dialog.fill_expander("advanced", None, False, "advanced-box")
         expander.set_label(_("Advanced"))
         dialog.fill_box(
@@ -282,10 +322,12 @@ class StyleTransfer(Gimp.PlugIn):
         row.set_spacing(12)
         session = self.session()
 
+        session.run_on(run_on_of(config))
+
         def request(request_id, content, output):
             options = options_of(config)
             styles = style_files(session, styles_of(config)[0])
-            return settings.build_request(request_id, content, styles, options, output, preview_dir=session.spawn().workdir)
+            return settings.build_message(request_id, content, styles, options, output, session.spawn().workdir, preview=True)
 
         pane = preview.PreviewPane(row, config, session, lambda: preview_pixels(drawables), request)
         dialog.fill(["main-row"])
@@ -314,6 +356,8 @@ def add_argument(proc, arg):
         proc.add_file_argument(arg.name, label, blurb, Gimp.FileChooserAction.OPEN, True, None, rw)
     elif arg.kind == "layer":
         proc.add_layer_argument(arg.name, label, blurb, True, rw)
+    elif arg.kind == "string":
+        proc.add_string_argument(arg.name, label, blurb, arg.default, rw)
     else:
         raise ValueError(f"unknown argument kind {arg.kind}")
 

@@ -1,7 +1,8 @@
 """The plug-in's side of the stylecore worker (docs/worker-protocol.md): one warm worker, read by one thread.
 
 Standard library only: it runs in GIMP's own Python, which on Windows, macOS, Flatpak and AppImage has no
-numpy. Pixels cross as float32 .npy files (format v1.0, written and read here without numpy).
+numpy. For a local worker pixels cross as float32 .npy files (format v1.0, written and read here without numpy),
+measured faster than in-band here; a worker on another machine (over ssh) gets them in-band (stylecore/pixels.py).
 
 The worker is started through hostenv.spawn_worker, the same helper `install.py --check` uses: through the
 guard (stylecore/guard.py), which owns the private temp dir and removes it whatever ends the worker, even
@@ -31,7 +32,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from stylecore import contract, hostenv
+from stylecore import contract, hostenv, pixels, remote
+from stylecore.remote_worker import Target
 
 WORKDIR_PREFIX = "stylecore-gimp-"
 LOGS_KEPT = 5
@@ -110,6 +112,17 @@ def add_alpha(rgb: bytes, alpha: bytes) -> bytes:
 def channel(data: bytes, channels: int, index: int) -> bytes:
     """One channel of interleaved float32 pixels, as float32 bytes."""
     return array.array("f", data)[index::channels].tobytes()
+
+
+def event_pixels(event: dict) -> tuple[int, int, int, bytes]:
+    """The float32 pixels an image or result event carries in-band, or in the .npy file it names."""
+    if "pixels" in event:
+        try:
+            image = pixels.decode(event["pixels"], event.get("payload") or b"")
+        except pixels.PayloadError as exc:
+            raise ValueError(str(exc)) from None
+        return image.width, image.height, image.channels, image.data
+    return read_npy(event.get("path") or "")
 
 
 # --- private files: logs and the temp dir ---------------------------------------------------------------
@@ -209,8 +222,16 @@ Listener = Callable[[dict], None]
 class Worker:
     """One `stylecore worker` process, its private temp dir, its log, and the one thread that reads it."""
 
-    def __init__(self, proc: subprocess.Popen, config: hostenv.WorkerConfig, workdir: str, log_path: str | None) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen,
+        config: hostenv.WorkerConfig | None,
+        workdir: str,
+        log_path: str | None,
+        target: Target | None = None,
+    ) -> None:
         self.proc, self.config, self.workdir, self.log_path = proc, config, workdir, log_path
+        self.target = target  # None: this computer; else the SSH destination, and pixels go in-band
         self.ready: dict = {}
         self.failure = ""  # why it never became ready
         self._ready_seen = threading.Event()
@@ -221,11 +242,15 @@ class Worker:
         threading.Thread(target=self._read, name="stylecore-worker-reader", daemon=True).start()
 
     @classmethod
-    def spawn(cls, config_path: str) -> Worker:
-        """Reads the config and launches the worker without waiting for it; PluginError names the repair."""
+    def spawn(cls, config_path: str, target: Target | None = None) -> Worker:
+        """Reads the config and launches the worker (over ssh with a target) without waiting for it; PluginError
+        names the repair."""
+        config = None
         try:
-            config = hostenv.load_config(config_path)
-        except hostenv.ConfigError as exc:
+            if target is None:
+                config = hostenv.load_config(config_path)
+            ssh = target.argv() if target is not None else []
+        except (hostenv.ConfigError, remote.RemoteError) as exc:
             raise PluginError(str(exc)) from None
         try:
             log_fd, log_path = open_run_log()
@@ -233,16 +258,19 @@ class Worker:
             log_fd, log_path = None, None
         workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
         if log_fd is not None:
-            os.write(log_fd, ("$ " + " ".join(hostenv.worker_command(config)) + f"\n# workdir {workdir}\n").encode())
+            command = ssh or hostenv.worker_command(config)  # type: ignore[arg-type]
+            os.write(log_fd, ("$ " + " ".join(command) + f"\n# workdir {workdir}\n").encode())
         try:
-            proc = hostenv.spawn_worker(config, workdir, stderr=log_fd if log_fd is not None else subprocess.DEVNULL)
+            proc = hostenv.spawn_worker(config, workdir, stderr=log_fd if log_fd is not None else subprocess.DEVNULL, ssh=ssh)
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
+            if config is None:
+                raise PluginError(f"cannot start ssh ({exc.strerror}); install the OpenSSH client") from None
             raise PluginError(f"cannot start the worker Python {config.python} ({exc.strerror}); run: {config.repair}") from None
         finally:
             if log_fd is not None:
                 os.close(log_fd)
-        return cls(proc, config, workdir, log_path)
+        return cls(proc, config, workdir, log_path, target)
 
     @classmethod
     def start(cls, config_path: str) -> Worker:
@@ -260,23 +288,51 @@ class Worker:
             except contract.BadRequest:  # an over-long or cut-off line: skip it, as any stray output
                 continue
             event = GONE if message is None else message.obj
+            if message is not None and message.payload is not None:
+                event = {**event, "payload": message.payload}  # in-band pixels, for event_pixels
             if not self._ready_seen.is_set():
                 self._first(event)
             self._deliver(event)
             if message is None:
                 return
 
+    def _where(self) -> str:
+        return str(self.target.destination) if self.target is not None else "this computer"
+
     def _first(self, event: dict) -> None:
-        if event.get("event") == contract.READY and event.get("protocol") != contract.PROTOCOL:
-            self.failure = f"the stylecore worker speaks protocol {event.get('protocol')}, not {contract.PROTOCOL}"
+        ready = event.get("event") == contract.READY
+        problem = contract.ready_problem(event, self._where(), same_version=self.target is not None) if ready else None
+        if problem:
+            self.failure = problem
         elif event.get("event") == contract.READY:
             self.ready = event
         elif event.get("event") == contract.ERROR:
             self.failure = f"the stylecore worker did not start ({one_line(event.get('message') or event.get('kind'))})"
+        elif self.target is not None:
+            self.failure = self.stopped_message(ready=False)
         else:
             why = last_log_line(self.log_path) or "it stopped before it was ready"
             self.failure = f"the stylecore worker did not start ({why})"
         self._ready_seen.set()
+
+    def stopped_message(self, ready: bool = True) -> str:
+        """One line for a worker whose output ended: for a remote one, ssh's failure (remote.explain_failure)."""
+        code = self.proc.poll()
+        if self.target is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self.proc.wait(timeout=remote.ALIVE_INTERVAL)
+            try:
+                with open(self.log_path or "", encoding="utf-8", errors="replace") as fh:
+                    text = fh.read()[-8000:]
+            except OSError:
+                text = ""
+            line = remote.explain_failure(
+                code if code is not None else remote.SSH_EXIT, text, self.target.destination, ready=ready
+            )
+            if line:
+                return line
+        how = f"exit {code}" if code is not None else "its output closed"
+        return f"the stylecore worker stopped ({how}); {self.details()}"
 
     def _deliver(self, event: dict) -> None:
         with self._lock:
@@ -304,7 +360,7 @@ class Worker:
         self._ready_seen.wait()
         if self.failure:
             self.close()
-            raise PluginError(f"{self.failure}; run: {self.config.repair}")
+            raise PluginError(f"{self.failure}; run: {self.config.repair}" if self.config is not None else self.failure)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -312,31 +368,29 @@ class Worker:
     def details(self) -> str:
         return f"details in {self.log_path}" if self.log_path else "no log could be written"
 
-    def send(self, request: dict) -> None:
+    def send(self, request: dict, payload: bytes | None = None) -> None:
         try:
             with self._send_lock:
-                contract.write_message(self.proc.stdin, request)
+                contract.write_message(self.proc.stdin, request, payload)
         except (OSError, ValueError):
-            raise PluginError(f"the stylecore worker has stopped; {self.details()}") from None
+            raise PluginError(self.stopped_message()) from None
 
     def cancel(self, request_id: str) -> None:
         with contextlib.suppress(PluginError):
             self.send(contract.cancel_request(request_id))
 
-    def run(self, request: dict, on_event: Listener | None = None) -> dict:
+    def run(self, request: dict, on_event: Listener | None = None, payload: bytes | None = None) -> dict:
         """Sends one request and returns its result event; its other events go to on_event. Blocks."""
         self.wait_ready()
         self.listen(None)
-        self.send(request)
+        self.send(request, payload)
         while True:
             try:
                 event = self._events.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 continue
             if event is GONE:
-                code = self.proc.poll()
-                how = f"exit {code}" if code is not None else "its output closed"
-                raise PluginError(f"the stylecore worker stopped ({how}); {self.details()}")
+                raise PluginError(self.stopped_message())
             if event.get("id") != request["id"]:
                 continue  # a preview's late events, the ready event: the hand-over needs no draining
             kind = event.get("event")
@@ -367,17 +421,25 @@ class Session:
 
     def __init__(self, config_path: str) -> None:
         self.config_path = config_path
+        self.target: Target | None = None  # where the next worker runs: None for this computer
         self.worker: Worker | None = None
         self._serial = 0
         self._style_files: dict[object, str] = {}
 
+    def run_on(self, target: Target | None) -> None:
+        """Where workers run from now on; a worker elsewhere is closed."""
+        if target != self.target:
+            self.close()
+            self.target = target
+
     def spawn(self) -> Worker:
         """The worker, launched if none is running; returns at once (it may still be loading)."""
         if self.worker is None or not self.worker.alive():
+            self.close()
             with contextlib.suppress(OSError):
                 sweep_stale_workdirs()
             self._style_files.clear()
-            self.worker = Worker.spawn(self.config_path)
+            self.worker = Worker.spawn(self.config_path, self.target)
         return self.worker
 
     def ready_worker(self) -> Worker:
@@ -388,6 +450,20 @@ class Session:
     def next_id(self, prefix: str) -> str:
         self._serial += 1
         return f"{prefix}{self._serial}"
+
+    def content(self, name: str, width: int, height: int, channels: int, data: bytes) -> contract.Source:
+        """Float32 pixels for the worker: a .npy file in its private dir, or in-band pixels for a remote worker."""
+        worker = self.spawn()
+        if worker.target is not None:
+            return pixels.Pixels(width, height, channels, "f32", data)
+        path = os.path.join(worker.workdir, name)
+        write_npy(path, width, height, channels, data)
+        return path
+
+    def output(self, name: str) -> str | None:
+        """The result's file in the worker's private dir, or None (in-band) for a remote worker."""
+        worker = self.spawn()
+        return None if worker.target is not None else os.path.join(worker.workdir, name)
 
     def style_file(self, key: object, write: Callable[[str], None]) -> str:
         """The worker-side file of a style layer, written once per worker (the preview and the final run share it)."""

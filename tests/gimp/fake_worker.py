@@ -39,7 +39,7 @@ def main() -> None:
     say(
         {
             "event": "ready",
-            "protocol": 2,  # contract.PROTOCOL (this stand-in imports nothing of stylecore)
+            "protocol": 3,  # contract.PROTOCOL (this stand-in imports nothing of stylecore)
             "version": "fake",
             "device": "cpu",
             "load_seconds": 0.0,

@@ -1,0 +1,81 @@
+"""The local plug-in's two ways to move a layer to the worker and its result back: .npy files or in-band, codec none.
+
+Both sides as they run: the plug-in's stdlib code (write_npy/read_npy or contract.stylize_message and the
+MessageReader) and the worker's (images.load of the .npy and StyledImage.save, or parse_request and the
+inline result). The engine is left out: a stand-in worker returns the content as the result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "gimp_plugin" / "style-transfer")]
+
+from stylecore import contract, pixels  # noqa: E402
+
+ECHO = """
+import sys, numpy as np
+from stylecore import contract, images, worker
+from stylecore.result import StyledImage
+out = contract.claim_stdout()
+reader = contract.MessageReader(0)
+while (m := reader.read()) is not None:
+    req = contract.parse_request(m.obj, m.payload)
+    pic = images.load(worker.source_of(req.content), "content")
+    result = StyledImage(pic.rgb, pic.alpha, pic.bits)
+    if req.inline:
+        d, p = worker.inline_pixels(result.rgba(), req.codec)
+        contract.write_message(out, {"id": req.id, "event": "result", "pixels": d}, p)
+    else:
+        result.save(req.output)
+        contract.write_message(out, {"id": req.id, "event": "result", "path": req.output})
+"""
+
+
+def main() -> None:
+    import worker_client as wc
+
+    megapixels = float(sys.argv[1]) if len(sys.argv) > 1 else 6.0
+    width = int((megapixels * 1e6 * 1.5) ** 0.5)
+    height = int(megapixels * 1e6 / width)
+    rgba = np.random.default_rng(0).random((height, width, 4), dtype=np.float32)
+    data = rgba.tobytes()
+    proc = subprocess.Popen([sys.executable, "-c", ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    reader = contract.MessageReader(proc.stdout)
+    folder = tempfile.mkdtemp()
+    style = os.path.join(folder, "style.npy")
+    np.save(style, rgba[:64, :64, :3])
+    print(f"local_path_bench: {width}x{height} RGBA float32 ({len(data) / 1e6:.0f} MB), content in and result back")
+    for round_ in range(3):
+        started = time.perf_counter()
+        content, output = os.path.join(folder, "content.npy"), os.path.join(folder, "result.npy")
+        wc.write_npy(content, width, height, 4, data)
+        contract.write_message(proc.stdin, contract.stylize_request(f"f{round_}", content, [(style, 1.0)], {}, output))
+        reader.read()
+        wc.read_npy(output)
+        files = time.perf_counter() - started
+        started = time.perf_counter()
+        layer = pixels.Pixels(width, height, 4, "f32", data)
+        obj, payload = contract.stylize_message(f"i{round_}", layer, [(style, 1.0)], {}, None, codec="none")
+        contract.write_message(proc.stdin, obj, payload)
+        message = reader.read()
+        assert message is not None and message.payload is not None
+        pixels.decode(message.obj["pixels"], message.payload)
+        inline = time.perf_counter() - started
+        print(f"  round {round_ + 1}: .npy files {files:5.2f} s   in-band (codec none) {inline:5.2f} s")
+    proc.stdin.close()
+    proc.wait()
+    shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()
