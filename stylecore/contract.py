@@ -47,8 +47,9 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
 READY, PROGRESS, IMAGE = "ready", "progress", "image"
 RESULT, ERROR, CANCELLED = "result", "error", "cancelled"
 REJECTED = "rejected"  # a request refused because its id is in use: not the end of the request that holds that id
+WARNING = "warning"  # something the run went on without (the instant picture asked for first): not an end either
 TERMINAL_EVENTS = (RESULT, ERROR, CANCELLED)
-EVENTS = (READY, PROGRESS, IMAGE, *TERMINAL_EVENTS, REJECTED)
+EVENTS = (READY, PROGRESS, IMAGE, WARNING, *TERMINAL_EVENTS, REJECTED)
 
 
 class BadRequest(ValueError):
@@ -163,7 +164,7 @@ OPTIONS: tuple[Option, ...] = (
         "preset",
         str,
         "balanced",
-        "draft (preview), balanced, best",
+        "instant (one pass), draft (preview), balanced, best",
         choices=tuple(name for name, _ in PRESETS),
         gimp="quality",
     ),
@@ -235,6 +236,10 @@ class Request:
     options: Mapping[str, Value] = field(default_factory=dict)
     images_every: int = 0  # 0: no intermediate images
     images_dir: str = ""
+    first: str = ""  # FIRST_INSTANT: an instant picture as the first image, before the optimisation starts
+
+
+FIRST_INSTANT = "instant"  # the one value of a request's "first"
 
 
 def _field(obj: Mapping, name: str, kind: type, what: str) -> Any:
@@ -296,7 +301,14 @@ def parse_request(obj: object) -> Request:
         folder = _path(spec, "dir", "an existing folder for the intermediate images")
         if every < 1:
             raise BadRequest("'images.every' must be 1 or more")
-    return Request(rid, content, tuple(styles), output, options, every, folder)
+    first = obj.get("first") or ""
+    if first not in ("", FIRST_INSTANT):
+        raise BadRequest(f"'first' {first!r} unknown; use \"{FIRST_INSTANT}\" or leave it out")
+    if first and not every:
+        raise BadRequest(
+            '\'first\' needs \'images\' (the folder its picture is written to); add "images": {"every": N, "dir": ...}'
+        )
+    return Request(rid, content, tuple(styles), output, options, every, folder, first)
 
 
 def stylize_request(
@@ -306,6 +318,7 @@ def stylize_request(
     options: Mapping[str, Value],
     output: str,
     images: Mapping[str, Any] | None = None,
+    first: str = "",
 ) -> dict[str, Any]:
     """The JSON object of a stylize request; raises BadRequest when the worker would refuse it."""
     obj: dict[str, Any] = {
@@ -318,6 +331,8 @@ def stylize_request(
     }
     if images is not None:
         obj["images"] = dict(images)
+    if first:
+        obj["first"] = first
     parse_request(obj)
     return obj
 

@@ -26,7 +26,7 @@ import numpy as np
 from . import contract
 from .atomic import write_atomic
 from .contract import BadRequest, MessageReader, Request, parse_request
-from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_INTERRUPTED, BadInput, Cancelled, StylecoreError
+from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_INTERRUPTED, BadInput, Cancelled, StylecoreError, WeightsUnavailable
 from .progress import Progress
 from .result import check_output_path
 
@@ -61,7 +61,8 @@ class _ImageWriter:
 
     def __init__(self, req: Request, emit: Emitter):
         self.req, self.emit = req, emit
-        self.count = 0
+        self.count = 0  # the optimisation's evaluations seen
+        self.files = 0  # images written
         self.written: collections.deque[Path] = collections.deque()
         self.progress: Progress | None = None
 
@@ -69,20 +70,29 @@ class _ImageWriter:
         self.count += 1
         if (self.count - 1) % self.req.images_every:
             return
-        path = Path(self.req.images_dir) / f"{_safe_name(self.req.id)}-image-{self.count:05d}.npy"
+        p = self.progress
+        self.write(rgb, p.stage if p else "optimize", p.scale if p else 1, p.step if p else self.count)
+
+    def first(self, rgb: np.ndarray) -> None:
+        """The instant picture asked for with `"first": "instant"`, before the optimisation's first evaluation."""
+        self.write(rgb, "instant", 1, 0)
+
+    def write(self, rgb: np.ndarray, stage: str, scale: int, step: int) -> None:
+        self.files += 1
+        path = Path(self.req.images_dir) / f"{_safe_name(self.req.id)}-image-{self.files:05d}.npy"
         save_npy(path, rgb)
         self.written.append(path)
         while len(self.written) > IMAGES_KEPT:
             _remove(self.written.popleft())
-        p = self.progress
         self.emit(
             id=self.req.id,
             event=contract.IMAGE,
             path=str(path),
             width=int(rgb.shape[1]),
             height=int(rgb.shape[0]),
-            scale=p.scale if p else 1,
-            step=p.step if p else self.count,
+            stage=stage,
+            scale=scale,
+            step=step,
         )
 
     def clean(self) -> None:
@@ -253,11 +263,23 @@ class Server:
                 writer.progress = p
             self.emit(id=req.id, event=contract.PROGRESS, **p.to_dict())
 
+        if writer and req.first == contract.FIRST_INSTANT and opts.get("preset") != contract.FIRST_INSTANT:
+            self._instant_first(engine, req, opts, cancel, writer)
         result = engine.stylize(req.content, req.styles, progress=progress, cancel=cancel, on_image=writer, **opts)
         if cancel.is_set():  # a cancel that arrived after the last evaluation still wins: the client asked for no result
             raise Cancelled()
         result.save(output, protect=protect)  # .npy: float32 HxWx4 at full precision, alpha from the content
         return result
+
+    def _instant_first(
+        self, engine: Any, req: Request, opts: dict[str, Any], cancel: threading.Event, writer: _ImageWriter
+    ) -> None:
+        """The instant picture as the request's first image; without the instant network, a warning and the optimisation alone."""
+        instant = {**opts, "preset": contract.FIRST_INSTANT}
+        try:
+            engine.stylize(req.content, req.styles, cancel=cancel, on_image=writer.first, **instant)
+        except WeightsUnavailable as exc:
+            self.emit(id=req.id, event=contract.WARNING, kind=type(exc).__name__, code=exc.exit_code, message=_one_line(str(exc)))
 
 
 def _log(message: str) -> None:

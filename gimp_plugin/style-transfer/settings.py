@@ -110,11 +110,18 @@ def options_from(get: Callable[[str], object]) -> dict[str, object]:
     return contract.check_options(options)
 
 
-# The preview's own schedule: the balanced preset at 320 px, so the preview looks like what OK will paint;
-# brush size is relative to the picture, so the strokes look as they will at full size.
+# The preview's own schedule: the instant picture first, then the balanced preset at 320 px, so the preview
+# looks like what OK will paint; brush size is relative to the picture, so the strokes look as they will at full size.
 PREVIEW_SIDE = 320
 PREVIEW_OPTIONS = {"preset": "balanced", "working_size": PREVIEW_SIDE}
 PREVIEW_IMAGES_EVERY = 2  # an intermediate image every N evaluations (the first evaluation's too)
+INSTANT = contract.FIRST_INSTANT  # the preset whose picture the preview shows first
+
+
+def preview_options(options: Mapping[str, object]) -> dict[str, object]:
+    """The preview's run options: the instant picture alone when Quality is Instant (what OK will paint), else balanced."""
+    preset = INSTANT if options.get("preset") == INSTANT else PREVIEW_OPTIONS["preset"]
+    return {**options, **PREVIEW_OPTIONS, "preset": preset}
 
 
 def build_request(
@@ -129,7 +136,9 @@ def build_request(
     if preview_dir is None:
         return contract.stylize_request(request_id, content, styles, options, output)  # type: ignore[arg-type]
     images = {"every": PREVIEW_IMAGES_EVERY, "dir": preview_dir}
-    return contract.stylize_request(request_id, content, styles, {**options, **PREVIEW_OPTIONS}, output, images)  # type: ignore[arg-type]
+    preview = preview_options(options)
+    first = "" if preview["preset"] == INSTANT else INSTANT
+    return contract.stylize_request(request_id, content, styles, preview, output, images, first)  # type: ignore[arg-type]
 
 
 def style_weights(blend: float) -> tuple[float, float]:
