@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from . import contract
+from . import contract, instant_weights
 from .atomic import write_atomic
 from .contract import BadRequest, MessageReader, Request, parse_request
 from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_INTERRUPTED, BadInput, Cancelled, StylecoreError, WeightsUnavailable
@@ -365,6 +365,7 @@ def main(argv: list[str]) -> int:
         load_seconds=round(time.perf_counter() - started, 3),
         weights_loads=server.weights_loads,
         pid=os.getpid(),
+        instant=instant_weights.problem() or "ok",
     )
     reader = threading.Thread(target=server.read_requests, args=(MessageReader(0),), name="stdin", daemon=True)
     reader.start()

@@ -347,7 +347,8 @@ def test_a_preview_sends_the_instant_picture_before_the_optimisation_starts(work
 
 
 def test_without_the_instant_network_a_preview_warns_with_the_repair_and_still_paints(worker, files):
-    worker.until(lambda e: e["event"] == "ready")
+    ready = worker.until(lambda e: e["event"] == "ready")
+    assert "instant network" in ready["instant"] and "install.py" in ready["instant"], "ready says instant cannot run"
     worker.send(preview_request("p1", files, working_size=64))
     warning = worker.until(lambda e: e["event"] in ("warning", "image", *contract.TERMINAL_EVENTS))
     assert warning["event"] == "warning" and warning["kind"] == "WeightsUnavailable" and warning["code"] == 3
