@@ -21,13 +21,11 @@ import gi
 gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
 from gi.repository import GdkPixbuf, GLib, Gtk  # noqa: E402
-from settings import INSTANT, PREVIEW_SIDE, _  # noqa: E402
+from settings import DEBOUNCE_MS, INSTANT, PREVIEW_SIDE, _  # noqa: E402
 from worker_client import GONE, one_line, read_npy, write_npy  # noqa: E402
 
 from stylecore import contract  # noqa: E402
 
-# Quiet time after the last change before a new preview starts: short, as its first picture is the instant one.
-DEBOUNCE_MS = 150
 # Settings that change the picture. Quality matters only to and from Instant (see _on_setting); working size
 # and device change only how the final run gets there.
 WATCHED = (

@@ -116,6 +116,8 @@ PREVIEW_SIDE = 320
 PREVIEW_OPTIONS = {"preset": "balanced", "working_size": PREVIEW_SIDE}
 PREVIEW_IMAGES_EVERY = 2  # an intermediate image every N evaluations (the first evaluation's too)
 INSTANT = contract.FIRST_INSTANT  # the preset whose picture the preview shows first
+# Quiet time after the last change before a new preview starts: short, as its first picture is the instant one.
+DEBOUNCE_MS = 150
 
 
 def preview_options(options: Mapping[str, object]) -> dict[str, object]:
