@@ -276,8 +276,10 @@ class Server:
     ) -> None:
         """The instant picture as the request's first image; without the instant network, a warning and the optimisation alone."""
         instant = {**opts, "preset": contract.FIRST_INSTANT}
+        started = time.perf_counter()
         try:
             engine.stylize(req.content, req.styles, cancel=cancel, on_image=writer.first, **instant)
+            _log(f"{req.id}: instant picture after {time.perf_counter() - started:.2f} s")
         except WeightsUnavailable as exc:
             self.emit(id=req.id, event=contract.WARNING, kind=type(exc).__name__, code=exc.exit_code, message=_one_line(str(exc)))
 
