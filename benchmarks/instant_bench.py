@@ -100,6 +100,23 @@ def options_table() -> list[str]:
     return lines
 
 
+def print_sizes(sizes: list[tuple[int, int]]) -> None:
+    """The per-size table: each size in a fresh process (its own peak RSS), warm."""
+    print(f"{'layer':>11s}  {'warm s':>7s}  {'median s':>8s}  {'RSS loaded MB':>13s}  {'peak RSS MB':>11s}  load")
+    for width, height in sizes:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--case", str(width), str(height)], capture_output=True, text=True, cwd=REPO
+        )
+        if proc.returncode != 0:
+            print(f"{width}x{height}: failed: {proc.stderr.strip().splitlines()[-1:]}")
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(
+            f"{width:>5d}x{height:<5d}  {r['warm_s']:7.3f}  {r['median_s']:8.3f}  {r['rss_loaded_mb']:13.0f}  "
+            f"{r['rss_peak_mb']:11.0f}  {os.getloadavg()[0]:.1f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"))
@@ -114,19 +131,8 @@ def main() -> None:
     print(f"machine: {machine()}, onnxruntime {onnxruntime.__version__}")
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
     print("preset instant, tubingen x starry_night, warm (sessions loaded), best of 5 up to 1024 px, one run above")
-    print(f"{'layer':>11s}  {'warm s':>7s}  {'median s':>8s}  {'RSS loaded MB':>13s}  {'peak RSS MB':>11s}  load")
-    for width, height in [] if args.no_sizes else SIZES:
-        proc = subprocess.run(
-            [sys.executable, __file__, "--case", str(width), str(height)], capture_output=True, text=True, cwd=REPO
-        )
-        if proc.returncode != 0:
-            print(f"{width}x{height}: failed: {proc.stderr.strip().splitlines()[-1:]}")
-            continue
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(
-            f"{width:>5d}x{height:<5d}  {r['warm_s']:7.3f}  {r['median_s']:8.3f}  {r['rss_loaded_mb']:13.0f}  "
-            f"{r['rss_peak_mb']:11.0f}  {os.getloadavg()[0]:.1f}"
-        )
+    if not args.no_sizes:
+        print_sizes(SIZES)
     if not args.no_options:
         print("session options, the transform alone at 1024x768 (best of 3):")
         for line in options_table():

@@ -2,12 +2,15 @@
 
     .venv/bin/python benchmarks/preview_bench.py                    # real weights, tubingen x starry_night
     .venv/bin/python benchmarks/preview_bench.py --full-size 1024   # the full-run comparison at 1024 px
+    .venv/bin/python benchmarks/preview_bench.py --no-full          # without the full-run comparison
 
 Prints, never asserts (the machine is shared): cold start (launch to the first progress event), warm
-preview latency (a setting changed mid-preview to the first intermediate image), time to the finished
-320-px preview for the preview schedule (balanced) and for the draft preset, and the full run in the warm worker
-against a fresh `python -m stylecore` process. The dialog adds its 400 ms debounce to the change latency,
-and about 50 ms to convert each image for the screen.
+preview latency (a setting changed mid-preview to the first painted image, which is the instant picture the
+preview asks for first, and to the optimisation's first image), time to the finished 320-px preview for the
+preview schedule (balanced) and for the draft preset, instant's latency and peak memory per layer size
+(benchmarks/instant_bench.py's table), and the full run in the warm worker against a fresh `python -m
+stylecore` process. The requests are the plug-in's own (settings.build_request). The dialog adds its debounce
+to the change latency, and about 50 ms to convert each image for the screen.
 """
 
 from __future__ import annotations
@@ -33,9 +36,20 @@ from stylecore import contract
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks" / "images"  # credits: CREDITS.md there
 CONTENT, STYLE = BENCH / "tubingen.jpg", BENCH / "starry_night.jpg"
-PREVIEW_SIDE = 320
-PREVIEW_SCHEDULE = {"preset": "balanced", "working_size": PREVIEW_SIDE}  # as gimp_plugin/style-transfer/preview.py
 IMAGE_EVERY = 2
+INSTANT_SIZES = [(320, 240), (512, 384), (1024, 768), (4096, 3072)]
+sys.path.insert(0, str(REPO / "gimp_plugin" / "style-transfer"))
+import settings  # noqa: E402  (the plug-in's pure-logic module: its preview requests and debounce)
+
+PREVIEW_SIDE = settings.PREVIEW_SIDE
+PREVIEW_SCHEDULE = settings.PREVIEW_OPTIONS
+
+
+def preview_request(rid: str, content: Path, out: Path, strength: float, images_dir: Path) -> dict:
+    """The dialog's preview request: the instant picture first, then the balanced schedule at 320 px."""
+    return settings.build_request(
+        rid, str(content), [(str(STYLE), 1.0)], {"strength": strength, "seed": 0}, str(out), str(images_dir)
+    )
 
 
 class Worker:
@@ -136,6 +150,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full-size", type=int, default=512, help="long side of the full-run comparison (default 512)")
     ap.add_argument("--changes", type=int, default=3, help="setting changes measured in the warm worker (default 3)")
+    ap.add_argument("--no-full", action="store_true", help="skip the full-run comparison")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="stylecore-preview-bench-"))
     try:
@@ -155,43 +170,55 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
         f"{os.cpu_count()} every figure below is stretched)"
     )
     print(
-        f"images: {CONTENT.name} x {STYLE.name}; preview {PREVIEW_SIDE} px long side, schedule {PREVIEW_SCHEDULE}, "
-        f"an image every {IMAGE_EVERY} evaluations"
+        f"images: {CONTENT.name} x {STYLE.name}; preview {PREVIEW_SIDE} px long side, the instant picture first, then "
+        f"schedule {PREVIEW_SCHEDULE}, an image every {settings.PREVIEW_IMAGES_EVERY} evaluations"
     )
 
     w = Worker(tmp / "worker.log")
-    sent = w.send(request("p0", preview_npy, tmp / "p0.npy", 70, tmp, **PREVIEW_SCHEDULE))  # queued while it loads
+    sent = w.send(preview_request("p0", preview_npy, tmp / "p0.npy", 70, tmp))  # queued while it loads
     ready_at, ready = w.until(lambda e: e["event"] == "ready")
     cpu_ready = w.cpu()
+    instant_at, _ = w.until(lambda e: e.get("id") == "p0" and e["event"] == "image")  # the instant picture comes first
     first_at, _ = w.until(lambda e: e.get("id") == "p0" and e["event"] == "progress")
     image_at, _ = w.until(lambda e: e.get("id") == "p0" and e["event"] == "image")
     done_at, _ = w.until(is_terminal("p0"))
     cpu_cold = w.cpu() - cpu_ready
     print(
         f"cold start: launch -> ready {ready_at - w.launched:.2f} s (engine load {ready['load_seconds']:.2f} s); "
-        f"launch -> first progress event {first_at - w.launched:.2f} s; -> first image {image_at - w.launched:.2f} s; "
+        f"launch -> the instant picture {instant_at - w.launched:.2f} s; -> first progress event {first_at - w.launched:.2f} s; "
+        f"-> the optimisation's first image {image_at - w.launched:.2f} s; "
         f"-> finished preview {done_at - sent:.2f} s (worker CPU {cpu_cold:.1f} s after ready)"
     )
 
-    # A slider moved while a preview is painting: cancel it, send the new settings, wait for the first picture.
-    latencies, finishes, cpus = [], [], []
+    # A slider moved while a preview is painting: cancel it, send the new settings, wait for the first pictures.
+    latencies, optimised, finishes, cpus = [], [], [], []
     for i in range(args.changes):
         rid, nxt = f"c{i}", f"c{i}-new"
-        w.send(request(rid, preview_npy, tmp / f"{rid}.npy", 60 - 10 * i, tmp, **PREVIEW_SCHEDULE))
+        w.send(preview_request(rid, preview_npy, tmp / f"{rid}.npy", 60 - 10 * i, tmp))
         w.until(lambda e, rid=rid: e.get("id") == rid and e["event"] == "image" and e["step"] >= 4)
         changed, cpu_changed = time.perf_counter(), w.cpu()
         w.send({"op": "cancel", "id": rid})
-        w.send(request(nxt, preview_npy, tmp / f"{nxt}.npy", 55 - 10 * i, tmp, **PREVIEW_SCHEDULE))
+        w.send(preview_request(nxt, preview_npy, tmp / f"{nxt}.npy", 55 - 10 * i, tmp))
         at, event = w.until(lambda e, nxt=nxt: e.get("id") == nxt and e["event"] == "image")
         np.load(event["path"])  # the pane reads it too
         latencies.append(time.perf_counter() - changed)
+        if event.get("stage") != "instant":
+            raise SystemExit(f"the first image was not the instant picture: {event}; is the instant network installed?")
+        at, event = w.until(lambda e, nxt=nxt: e.get("id") == nxt and e["event"] == "image" and e.get("stage") == "optimize")
+        optimised.append(at - changed)
         end, result = w.until(is_terminal(nxt))
         finishes.append(end - changed)
         cpus.append(w.cpu() - cpu_changed)
+    debounce = settings.DEBOUNCE_MS / 1000
+    first = statistics.median(latencies)
     print(
-        f"warm preview latency (setting changed mid-preview -> first intermediate image read): "
-        f"median {statistics.median(latencies):.2f} s over {len(latencies)} changes "
-        f"({', '.join(f'{x:.2f}' for x in latencies)}); the dialog adds its 0.40 s debounce"
+        f"warm preview, setting changed mid-preview -> the instant picture read: median {first:.2f} s over "
+        f"{len(latencies)} changes ({', '.join(f'{x:.2f}' for x in latencies)}); with the dialog's {debounce:.2f} s "
+        f"debounce: {first + debounce:.2f} s to the first painted image (target 0.5 s)"
+    )
+    print(
+        f"  -> the optimisation's first image: median {statistics.median(optimised):.2f} s "
+        f"({', '.join(f'{x:.2f}' for x in optimised)}), as the preview's first image was before the instant picture"
     )
     print(
         f"finished {PREVIEW_SIDE}-px preview (warm, {PREVIEW_SCHEDULE['preset']} schedule): median "
@@ -207,7 +234,20 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
         f"(worker CPU {w.cpu() - cpu_start:.1f} s)"
     )
 
-    # OK pressed: the full-size job in the same warm worker, against a fresh process doing the same job.
+    if args.no_full:
+        w.close()
+    else:
+        full_run(w, full_npy, tmp)
+    print(f"instant preset, warm, per layer size (benchmarks/instant_bench.py; load {os.getloadavg()[0]:.1f}):")
+    sys.path.insert(0, str(REPO))
+    from benchmarks.instant_bench import print_sizes
+
+    print_sizes(INSTANT_SIZES)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+def full_run(w: Worker, full_npy: Path, tmp: Path) -> None:
+    """OK pressed: the full-size job in the same warm worker, against a fresh process doing the same job."""
     start = w.send(request("full", full_npy, tmp / "full.npy", 70, None, preset="balanced"))
     end, result = w.until(is_terminal("full"))
     warm = end - start
@@ -240,7 +280,6 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
         f"{result['weights_loads']}), fresh 'python -m stylecore' process {fresh:.2f} s; saved {fresh - warm:.2f} s "
         f"({(fresh - warm) / fresh * 100:.0f} %)"
     )
-    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

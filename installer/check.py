@@ -56,7 +56,8 @@ def probe_worker(config: hostenv.WorkerConfig, in_sandbox: bool, guard: Path) ->
     shutil.rmtree(workdir, ignore_errors=True)  # the guard's job; a killed one leaves it to us
     event = message.obj if message is not None else {}
     if event.get("event") == "ready":
-        return {"python_version": version, "version": str(event.get("version")), "device": str(event.get("device"))}
+        found = {"python_version": version, "version": str(event.get("version")), "device": str(event.get("device"))}
+        return {**found, "instant": str(event.get("instant", "this worker predates the instant preset"))}
     if event.get("event") == "error":
         return {"error": " ".join(str(event.get("message")).split()), "kind": str(event.get("kind"))}
     return {"error": f"{config.python} did not start the worker ({last})", "kind": "NoWorker"}
@@ -115,6 +116,9 @@ def check_worker(target: Target, config: hostenv.WorkerConfig, in_sandbox: bool,
     say(
         f"  worker{where}: ok, {config.python} (Python {found['python_version']}, stylecore {found['version']}, device {found['device']})"
     )
+    if found["instant"] != "ok":
+        return [f"the instant preset cannot run{where}: {found['instant']}; run: {config.repair}"]
+    say(f"  instant network{where}: ok")
     return []
 
 

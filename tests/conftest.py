@@ -41,13 +41,29 @@ def style_png(tmp_path) -> Path:
 FAST = dict(random_weights=True, preset="draft", working_size=64, device="cpu")
 
 
+def offer_preset(monkeypatch, preset) -> None:
+    """A test preset in presets.PRESETS and in the option table's preset choices (the contract checks names)."""
+    import dataclasses
+
+    from stylecore import contract, presets
+
+    monkeypatch.setitem(presets.PRESETS, preset.name, preset)
+    offered = contract.option("preset")
+    wider = dataclasses.replace(offered, choices=(*offered.choices, preset.name))
+    for table in ("OPTIONS", "RUN_OPTIONS"):
+        monkeypatch.setattr(contract, table, tuple(wider if o is offered else o for o in getattr(contract, table)))
+    monkeypatch.setitem(contract._BY_NAME, "preset", wider)
+
+
 @pytest.fixture
 def quick(monkeypatch):
     """A preset of a few evaluations on two scales (32 and 64 px): engine behaviour, not picture quality."""
     from stylecore import presets
 
-    preset = presets.Preset("quick", working_size=64, min_size=32, coarse_evals=4, fine_evals=3, decay=1.0, scale_step=2.0)
-    monkeypatch.setitem(presets.PRESETS, "quick", preset)
+    offer_preset(
+        monkeypatch,
+        presets.Preset("quick", working_size=64, min_size=32, coarse_evals=4, fine_evals=3, decay=1.0, scale_step=2.0),
+    )
     return "quick"
 
 

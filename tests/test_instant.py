@@ -221,3 +221,12 @@ def test_cli_paints_with_preset_instant(tmp_path, capsys):
     assert cli.main([str(content), str(style), "-o", str(out), "--preset", "instant", "--weights", "/nonexistent"]) != 0
     assert cli.main([str(content), str(style), "-o", str(out), "--preset", "instant", "-q"]) == 0
     assert Image.open(out).size == (60, 45)
+
+
+def test_without_onnxruntime_instant_is_one_line_naming_it_and_the_repair(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    why = instant_weights.problem()
+    assert why is not None and "needs onnxruntime" in why and "install.py" in why and "\n" not in why

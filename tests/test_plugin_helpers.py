@@ -107,6 +107,11 @@ def test_plugin_module_imports_without_gimp_and_builds_requests():
     assert "images" not in request
     preview = settings.build_request("p1", "/t/c.npy", [("/s/a.jpg", 1.0)], options, "/t/p.npy", preview_dir="/t")
     assert preview["options"] == {**request["options"], **settings.PREVIEW_OPTIONS} and preview["images"]["dir"] == "/t"
+    assert preview["first"] == "instant" and "first" not in request, "the preview paints the instant picture first"
+    instant = settings.options_from(config_getter(quality="instant"))
+    alone = settings.build_request("p2", "/t/c.npy", [("/s/a.jpg", 1.0)], instant, "/t/p.npy", preview_dir="/t")
+    assert alone["options"]["preset"] == "instant" and "first" not in alone, "Quality Instant: the instant picture is the preview"
+    assert alone["options"]["working_size"] == settings.PREVIEW_SIDE
     assert settings.options_from(config_getter(**{"working-size": 300}))["working_size"] == 300
     assert settings.options_from(config_getter(**{"working-size": 0}))["working_size"] is None  # 0: the preset's
     assert settings.style_weights(25.0) == (0.75, 0.25)

@@ -19,10 +19,10 @@ pytestmark = [pytest.mark.gimp, pytest.mark.skipif(os.geteuid() != 0, reason="th
 
 @pytest.fixture(scope="module")
 def root(real_weights_available):
-    from stylecore import weights
+    from stylecore import instant_weights, weights
 
     gimp = h.Gimp("trixie")
-    gimp.prepare(weights.cache_path("vgg16"))
+    gimp.prepare(weights.cache_path("vgg16"), instant_weights.verify().transform.parent)
     gimp.chroot("apt-get", "install", "-y", "-qq", "--no-install-recommends", "xvfb", "xauth", timeout=900)
     shutil.copy(bench("tubingen.jpg"), gimp.dir / "content.jpg")
     shutil.copy(bench("starry_night.jpg"), gimp.dir / "style.jpg")
@@ -53,7 +53,12 @@ def test_pane_repaints_on_a_change_debounces_a_drag_and_hands_over_the_warm_work
     r["sent"] = r["sent"][:-1]
     assert all(s["preset"] == "balanced" and s["images"] for s in r["sent"])  # preview.PREVIEW_OPTIONS, with pictures
     images = [e for e in r["events"] if e["event"] == "image" and e["id"] == r["first_result"]["id"]]
-    assert images and images[0]["width"] < 320 and images[-1]["width"] == 320, "the picture forms coarse to fine"
+    assert images[0]["stage"] == "instant" and images[0]["width"] == 320, "the instant picture comes first, at preview size"
+    formed = [e for e in images if e["stage"] == "optimize"]
+    assert formed and formed[0]["width"] < 320 and formed[-1]["width"] == 320, "then the optimisation's forms coarse to fine"
+    after = r["first_image_after"]
+    print(f"a strength change to the painted instant picture in the pane: {after['seconds']:.2f} s (debounce included)")
+    assert after["stage"] == "instant", after
     assert [s["strength"] for s in r["sent"][:2]] == [70.0, 30.0], "the strength change started a preview with the new value"
     assert r["sent_after_burst"] - r["sent_before_burst"] == 1, "five changes in a burst sent one preview"
     assert r["sent"][2]["strength"] == 35.0, "... with the last value"

@@ -10,7 +10,7 @@ import stylecore
 from stylecore import engine, losses, objective, presets, resize, scales, tiling, vgg
 from stylecore.vgg import VGGFeatures, random_state
 
-from .conftest import gradient_image
+from .conftest import gradient_image, offer_preset
 
 
 # the last case ends in an 8-px sliver of a tile; seamless sizes are multiples of 16, so it cannot wrap
@@ -63,7 +63,7 @@ def tiny_refining_preset(monkeypatch):
         base_size=64,
         refine_evals=4,
     )
-    monkeypatch.setitem(presets.PRESETS, "tiny", preset)
+    offer_preset(monkeypatch, preset)
     return dict(random_weights=True, preset="tiny", device="cpu")
 
 

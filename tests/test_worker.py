@@ -308,3 +308,62 @@ def test_stray_prints_cannot_corrupt_the_protocol(tmp_path):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT, env=os.environ)
     assert r.stdout == '{"event": "ok"}\n' and "stray" in r.stderr and "raw" in r.stderr
+
+
+@pytest.fixture
+def big_files(files) -> dict[str, Path]:
+    """A 200x160 content: big enough that the optimisation after the instant picture is still running when it is read."""
+    np.save(files["dir"] / "content.npy", gradient_image(200, 160))
+    return files
+
+
+def preview_request(rid: str, files: dict[str, Path], **options) -> dict:
+    images = {"every": 1000, "dir": str(files["dir"] / "images")}  # the instant picture, then the first evaluation's
+    req = request(rid, files, size=200, preset="balanced", images=images, first="instant")
+    req["options"].update(options)
+    return req
+
+
+@pytest.mark.real_weights
+def test_a_preview_sends_the_instant_picture_before_the_optimisation_starts(worker, big_files):
+    """The real instant network (from the cache), random VGG weights for the optimisation that follows."""
+    from stylecore import instant_weights
+
+    instant_weights.verify()
+    worker.until(lambda e: e["event"] == "ready")
+    worker.send(preview_request("p1", big_files))
+    first = worker.until(lambda e: e.get("id") == "p1" and e["event"] in ("image", "progress", *contract.TERMINAL_EVENTS))
+    assert first["event"] == "image" and first["stage"] == "instant", worker.seen
+    picture = np.load(first["path"])  # read now: the optimisation has not begun its first evaluation
+    assert picture.shape == (160, 200, 3) and (first["width"], first["height"]) == (200, 160)
+    worker.send(contract.cancel_request("p1"))
+    assert worker.terminal("p1")["event"] == "cancelled"
+    worker.send(request("i1", big_files, size=200, preset="instant"))  # the same options as an instant run
+    assert worker.terminal("i1")["event"] == "result"
+    alone = np.load(big_files["dir"] / "i1.npy")[..., :3]
+    assert np.abs(alone - picture).max() < 1e-5, "the first picture is the instant preset's, with the request's options"
+    painted = np.abs(picture - gradient_image(200, 160)).mean()
+    assert picture.std() > 0.02 and painted > 0.02, "a painted picture, not the photo"
+
+
+def test_without_the_instant_network_a_preview_warns_with_the_repair_and_still_paints(worker, files):
+    ready = worker.until(lambda e: e["event"] == "ready")
+    assert "instant network" in ready["instant"] and "install.py" in ready["instant"], "ready says instant cannot run"
+    worker.send(preview_request("p1", files, working_size=64))
+    warning = worker.until(lambda e: e["event"] in ("warning", "image", *contract.TERMINAL_EVENTS))
+    assert warning["event"] == "warning" and warning["kind"] == "WeightsUnavailable" and warning["code"] == 3
+    assert "instant network" in warning["message"] and "python3 install.py" in warning["message"]
+    assert "\n" not in warning["message"]
+    assert worker.terminal("p1")["event"] == "result"
+    images = [e for e in worker.seen if e["event"] == "image"]
+    assert images and all(e["stage"] == "optimize" for e in images), "today's preview: the optimisation's images"
+
+
+def test_an_instant_run_without_the_network_fails_in_one_line_and_never_runs_another_preset(worker, files):
+    worker.until(lambda e: e["event"] == "ready")
+    worker.send(request("i1", files, preset="instant", images={"every": 1, "dir": str(files["dir"] / "images")}))
+    end = worker.terminal("i1")
+    assert end["event"] == "error" and end["kind"] == "WeightsUnavailable" and end["code"] == 3
+    assert "python3 install.py" in end["message"] and "\n" not in end["message"]
+    assert not [e for e in worker.seen if e.get("id") == "i1" and e["event"] in ("image", "progress")]
+    assert not (files["dir"] / "i1.npy").exists()

@@ -1,9 +1,10 @@
 """The Style Transfer dialog's live preview pane (GTK 3, as GIMP 3 uses; standard library and gi only).
 
 It shows the layer (or the selection's box), downscaled to at most settings.PREVIEW_SIDE pixels, as the
-current settings would paint it; the picture forms as the warm worker streams intermediate images. A
-settings change cancels the running preview at once and starts a new one after DEBOUNCE_MS, so a slider drag
-starts one preview, not dozens. Nothing here blocks the GTK thread: the worker is spawned without waiting
+current settings would paint it. Each preview asks the warm worker for the instant picture first (one pass,
+a fraction of a second), then the optimisation's images replace it as they form; with Quality Instant the
+instant picture is the whole preview. A settings change cancels the running preview at once and starts a new
+one after DEBOUNCE_MS, so a slider drag starts a few previews, not dozens. Nothing here blocks the GTK thread: the worker is spawned without waiting
 for it, and its events arrive from the client's one reader thread through GLib.idle_add. `stop()` only
 cancels: the final run that follows skips the preview's late events.
 """
@@ -21,13 +22,13 @@ gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
 import settings  # noqa: E402
 from gi.repository import GdkPixbuf, GLib, Gtk  # noqa: E402
-from settings import PREVIEW_SIDE, _  # noqa: E402
+from settings import DEBOUNCE_MS, INSTANT, PREVIEW_SIDE, _  # noqa: E402
 from worker_client import GONE, event_pixels, one_line  # noqa: E402
 
 from stylecore import contract  # noqa: E402
 
-DEBOUNCE_MS = 400  # quiet time after the last change before a new preview starts
-# Settings that change the picture. Quality, working size and device change only how the final run gets there.
+# Settings that change the picture. Quality matters only to and from Instant (see _on_setting); working size
+# and device change only how the final run gets there.
 WATCHED = (
     "style-file",
     "style-file-2",
@@ -79,6 +80,7 @@ class PreviewPane:
         self._timer: int | None = None
         self._current: str | None = None  # the request whose events the pane shows
         self._started_at = 0.0
+        self._instant_only = False  # the current preview is the instant picture alone (Quality Instant)
         self._stopped = False
         self._handler = None
         self._build_widgets(box)
@@ -121,6 +123,8 @@ class PreviewPane:
     def _on_setting(self, _config, pspec) -> None:
         if pspec.name in WATCHED:
             self._restart()
+        elif pspec.name == "quality" and (self.config.get_property("quality") == INSTANT) != self._instant_only:
+            self._restart()
 
     def _on_toggled(self, toggle: Gtk.CheckButton) -> None:
         if toggle.get_active():
@@ -157,6 +161,7 @@ class PreviewPane:
             self._show_progress(0.0, _("No preview"))
             return False
         self._current = rid
+        self._instant_only = request["options"].get("preset") == INSTANT
         self._started_at = time.monotonic()
         self._say("")
         self._show_progress(0.0, _("Painting the preview…"))
@@ -205,6 +210,11 @@ class PreviewPane:
             self._show_progress(done, _("Painting the preview… {percent:.0f} %").format(percent=done * 100))
         elif kind == contract.IMAGE:
             self._show(event)
+            if event.get("stage") == INSTANT and not self._instant_only:
+                seconds = time.monotonic() - self._started_at
+                self._show_progress(0.0, _("Instant picture ({seconds:.1f} s); refining…").format(seconds=seconds))
+        elif kind == contract.WARNING:  # no instant picture: the optimisation's images still come
+            self._say(_("No instant picture: {why}").format(why=one_line(event.get("message", ""))))
         elif kind == contract.RESULT:
             self._show(event)
             remove(event.get("path"))

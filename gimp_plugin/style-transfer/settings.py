@@ -133,11 +133,20 @@ def options_from(get: Callable[[str], object]) -> dict[str, object]:
     return contract.check_options(options)
 
 
-# The preview's own schedule: the balanced preset at 320 px, so the preview looks like what OK will paint;
-# brush size is relative to the picture, so the strokes look as they will at full size.
+# The preview's own schedule: the instant picture first, then the balanced preset at 320 px, so the preview
+# looks like what OK will paint; brush size is relative to the picture, so the strokes look as they will at full size.
 PREVIEW_SIDE = 320
 PREVIEW_OPTIONS = {"preset": "balanced", "working_size": PREVIEW_SIDE}
 PREVIEW_IMAGES_EVERY = 2  # an intermediate image every N evaluations (the first evaluation's too)
+INSTANT = contract.FIRST_INSTANT  # the preset whose picture the preview shows first
+# Quiet time after the last change before a new preview starts: short, as its first picture is the instant one.
+DEBOUNCE_MS = 150
+
+
+def preview_options(options: Mapping[str, object]) -> dict[str, object]:
+    """The preview's run options: the instant picture alone when Quality is Instant (what OK will paint), else balanced."""
+    preset = INSTANT if options.get("preset") == INSTANT else PREVIEW_OPTIONS["preset"]
+    return {**options, **PREVIEW_OPTIONS, "preset": preset}
 
 
 def build_message(
@@ -154,7 +163,9 @@ def build_message(
     if not (preview or preview_dir is not None):
         return contract.stylize_message(request_id, content, styles, options, output)  # type: ignore[arg-type]
     images = {"every": PREVIEW_IMAGES_EVERY, **({"dir": preview_dir} if output is not None else {})}
-    return contract.stylize_message(request_id, content, styles, {**options, **PREVIEW_OPTIONS}, output, images)  # type: ignore[arg-type]
+    preview_run = preview_options(options)
+    first = "" if preview_run["preset"] == INSTANT else INSTANT
+    return contract.stylize_message(request_id, content, styles, preview_run, output, images, first=first)  # type: ignore[arg-type]
 
 
 def build_request(

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +22,8 @@ SHARE = Path(os.environ.get("STYLECORE_GIMP_SHARE", "/tmp/stylecore-gimp-share")
 DISTS = ("trixie", "forky")
 SERIES = {"trixie": "3.0", "forky": "3.2"}
 NO_NUMPY = SHARE / "no-numpy"  # on GIMP's PYTHONPATH: `import numpy` fails there
+# The instant runtime and what Debian's numpy, packaging and sympy leave missing; no deps, so Debian's numpy stays.
+INSTANT_WHEELS = ("onnxruntime", "onnx", "protobuf", "ml_dtypes")
 
 
 def _script(dist: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -61,8 +64,9 @@ class Gimp:
             raise AssertionError(f"{cmd[0]} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
         return r
 
-    def prepare(self, weights_file: Path) -> None:
-        """Provisions the root, copies the checkout in, and installs through install.py itself."""
+    def prepare(self, weights_file: Path, instant_folder: Path | None = None) -> None:
+        """Provisions the root, copies the checkout in, and installs through install.py itself (with the instant
+        network and its runtime when instant_folder, a cache's instant/ folder, is given)."""
         _script(self.dist, "provision", check=True)
         _script(self.dist, "umount", check=False)
         if self.dir.exists():
@@ -81,6 +85,8 @@ class Gimp:
                 shutil.copy2(src, repo_copy / part)
         if not (SHARE / "weights.npz").exists():
             shutil.copy2(weights_file, SHARE / "weights.npz")
+        if instant_folder is not None and not (SHARE / "instant").exists():
+            shutil.copytree(instant_folder, SHARE / "instant")
         _script(self.dist, "mount", check=True)
         r = self.chroot(
             "python3",
@@ -91,9 +97,26 @@ class Gimp:
             self.cfg,
             "--weights",
             SHARE / "weights.npz",
+            *(["--instant", SHARE / "instant"] if instant_folder is not None else []),
             "--no-demo",
         )
         self.install_log = r.stdout + r.stderr
+        if instant_folder is not None:
+            self.add_instant_runtime()
+
+    def add_instant_runtime(self) -> None:
+        """onnxruntime and onnx for the root's Python, which Debian does not package: PyPI's wheels for its version
+        in the vendored engine folder (install.py vendors stylecore there, as the root's Python has no pip)."""
+        version = self.chroot("python3", "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')").stdout.strip()
+        platforms = [
+            arg for p in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux2014_x86_64") for arg in ("--platform", p)
+        ]
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:",
+             "--python-version", version, "--implementation", "cp", *platforms, "--target", self.plugin / "engine",
+             *INSTANT_WHEELS],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
 
     def teardown(self) -> None:
         _script(self.dist, "umount", check=False)

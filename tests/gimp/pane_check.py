@@ -3,7 +3,7 @@
     python3 pane_check.py PLUGIN_DIR CONTENT STYLE RESULT_JSON
 
 A stand-in procedure config (a GObject with the dialog's properties) drives the pane the way the dialog
-does. Checks: the first preview finishes; a strength change cancels the running preview and paints a new
+does. Checks: each preview shows the instant picture first, and the time from a change to it; the first preview finishes; a strength change cancels the running preview and paints a new
 one; a burst of changes starts one preview, not one per change; the main loop never stalls while the
 worker runs; stop() hands back the warm worker, which then runs the final job without loading again.
 """
@@ -93,7 +93,10 @@ on_event = pane._on_event
 
 def spy_event(event):
     if event.get("event") != "progress":
-        R["events"].append({k: event.get(k) for k in ("id", "event", "width", "height", "step")})
+        R["events"].append({k: event.get(k) for k in ("id", "event", "width", "height", "step", "stage")})
+    changed = R.get("changed_at")
+    if changed and event.get("event") == "image" and event.get("id") != R["first_result"]["id"] and "first_image_after" not in R:
+        R["first_image_after"] = {"seconds": time.monotonic() - changed, "stage": event.get("stage")}
     on_event(event)
 
 
@@ -121,6 +124,7 @@ def results(rid_filter=None):
 def step():
     if stage[0] == "first" and results():
         R["first_result"] = results()[0]
+        R["changed_at"] = time.monotonic()
         config.set_property("strength", 30.0)  # one change: the picture must update
         stage[0] = "second"
     elif stage[0] == "second" and any(e["event"] == "image" for e in R["events"] if e["id"] != R["first_result"]["id"]):
