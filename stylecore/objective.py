@@ -21,11 +21,8 @@ from .vgg import MIN_SIDE, PIXELS, stride
 
 VGG_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 STYLE_LAYERS = (PIXELS, *VGG_STYLE_LAYERS)
-# The pixels' color moments (mean and second moments of R, G, B): without them the result kept the photo's palette
-# (a tabby cat stayed brown in The Starry Night, a night scene stayed dark next to Woman with a Hat); with them the
-# palette moves toward the painting's. Issue 9's bench, five pairs, AlexNet judge, sums over the pairs against no
-# color term: weight 0.3: style -0.09, LPIPS +0.07; 0.5: style -0.09, LPIPS +0.14; 1.0: style -0.28, LPIPS +0.24, and
-# the night scene kept less of the photo than the classic result does (LPIPS 0.66 against 0.63).
+# The pixels' color moments (mean and second moments of R, G, B) move the palette toward the painting's, which the
+# VGG layers alone leave at the photo's; heavier weights cost too much of the photo (README, Quality).
 PIXELS_WEIGHT = 0.3
 STYLE_LAYER_WEIGHTS = {PIXELS: PIXELS_WEIGHT, **{n: 1.0 / len(VGG_STYLE_LAYERS) for n in VGG_STYLE_LAYERS}}
 CONTENT_LAYER = "relu4_2"

@@ -66,9 +66,8 @@ def schedule(preset: Preset, long_side: int) -> list[tuple[int, int]]:
     for size in sizes:
         evals = preset.coarse_evals * min(1.0, preset.min_size / size) ** preset.decay
         out.append((size, max(preset.fine_evals, round(evals))))
-    # The finest scale is what is seen at 100 %: with the detailed init (scales.py) balanced's 8 evaluations at 512 px
-    # left the photo's own texture. Issue 9's bench (AlexNet style distance, five pairs): 16 evaluations left the still
-    # life x The Scream at 0.96 against the classic result's 0.89; 24 gave 0.87, 32 gave 0.84 at a third more time.
+    # The finest scale is what is seen at 100 %, so it gets enough evaluations to replace the photo's own texture
+    # with brushwork (the figures behind final_evals are in README's Quality section).
     final = round(preset.final_evals * min(1.0, (512 / sizes[-1]) ** 2))
     out[-1] = (out[-1][0], max(out[-1][1], final))
     return out + upper[::-1]

@@ -166,8 +166,7 @@ def detailed_init(image: torch.Tensor, content: torch.Tensor, coarse_content: to
     """The coarser scale's result enlarged, plus the photo's detail that the coarser scale could not hold.
 
     The enlarged result alone is blurred, and a fine scale's few evaluations never bring the photo's edges, faces and
-    lettering back (issue 9: LPIPS 0.67 against 0.53 for the classic result on a portrait). Adding the band
-    content - enlarge(coarse content) puts them back before the first evaluation: the portrait's LPIPS fell to 0.50."""
+    lettering back; adding the band content - enlarge(coarse content) puts them back before the first evaluation."""
     width, height = content.shape[-1], content.shape[-2]
     enlarged = resize.bicubic(image, width, height, wrap=wrap)
     return (enlarged + content - resize.bicubic(coarse_content, width, height, wrap=wrap)).clamp(0, 1)
