@@ -16,6 +16,7 @@ from . import discovery
 from .common import PLUGIN_NAME, python_version_of, repair_command, say
 from .discovery import FLATPAK_APP, Target, flatpak_config_dir, flatpak_private_config, known_targets
 from .flatpak_env import flatpak_cmd, sandbox_python_version
+from .native import INSTANT_RUNTIME
 from .plugin import DISPATCHER
 
 START_TIMEOUT = 300.0  # seconds for the worker to load torch and the weights
@@ -116,6 +117,10 @@ def check_worker(target: Target, config: hostenv.WorkerConfig, in_sandbox: bool,
     say(
         f"  worker{where}: ok, {config.python} (Python {found['python_version']}, stylecore {found['version']}, device {found['device']})"
     )
+    if found["instant"] != "ok" and INSTANT_RUNTIME[0] in found["instant"]:
+        # A runtime without pip (a Flatpak's) cannot get onnxruntime from the installer: the other presets still work.
+        say(f"  note: the instant preset cannot run{where}: {found['instant']}; the other presets work")
+        return []
     if found["instant"] != "ok":
         return [f"the instant preset cannot run{where}: {found['instant']}; run: {config.repair}"]
     say(f"  instant network{where}: ok")

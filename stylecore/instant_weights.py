@@ -55,6 +55,11 @@ def verify() -> InstantFiles:
             f"the instant preset needs {' and '.join(missing)}, which {sys.executable} cannot import; "
             f"run 'python3 install.py' (or '{sys.executable} -m pip install {' '.join(RUNTIME)}')"
         )
+    return verify_files()
+
+
+def verify_files() -> InstantFiles:
+    """The cached files, each checked against its published digest (a missing runtime is no reason to download them)."""
     for name, expected in FILES.items():
         path = folder() / name
         if not path.is_file():
@@ -69,7 +74,7 @@ def verify() -> InstantFiles:
 
 def cached() -> bool:
     try:
-        verify()
+        verify_files()
     except WeightsUnavailable:
         return False
     return True

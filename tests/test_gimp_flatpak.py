@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -71,6 +72,10 @@ class Sim:
         path = ":".join(p for p in (self.extra_path, str(STANDIN), env.get("PATH", "/usr/bin:/bin")) if p)
         env.update(HOME=str(HOME), PATH=path)
         env.update(STYLECORE_FLATPAK_ROOT=str(self.root), STYLECORE_FLATPAK_VERSION=self.gimp_version)
+        HOME.mkdir(parents=True, exist_ok=True)  # the stand-in reads these where the installer's clean environment lacks them
+        (HOME / ".stylecore-flatpak-standin").write_text(
+            f"STYLECORE_FLATPAK_ROOT={shlex.quote(str(self.root))}\nSTYLECORE_FLATPAK_VERSION={shlex.quote(self.gimp_version)}\n"
+        )
         return env
 
 
@@ -125,7 +130,7 @@ def load(path):
 
 @pytest.fixture(params=sorted(ROOTS, reverse=True))
 def sim(request, real_weights_available):
-    from stylecore import weights
+    from stylecore import instant_weights, weights
 
     dist = request.param
     root_script(dist, "provision")
@@ -142,6 +147,7 @@ def sim(request, real_weights_available):
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
     shutil.copy2(weights.cache_path("vgg16"), SHARE / "weights.npz")
+    shutil.copytree(instant_weights.verify().transform.parent, SHARE / "instant")  # as a user passes --instant
     shutil.copy(bench("tubingen.jpg"), SHARE / "content.jpg")
     shutil.copy(bench("starry_night.jpg"), SHARE / "style.jpg")
     root_script(dist, "mount")
@@ -151,7 +157,7 @@ def sim(request, real_weights_available):
 
 def test_flatpak_install_check_plugin_and_python_change(sim):
     gimp_dir, py = sim.gimp_dir, sim.python
-    r = install_py(sim, "--no-demo", "--weights", str(SHARE / "weights.npz"))
+    r = install_py(sim, "--no-demo", "--weights", str(SHARE / "weights.npz"), "--instant", str(SHARE / "instant"))
     assert r.returncode == 0, r.stderr
     assert f"Flatpak GIMP {sim.gimp_version}, will be created): {gimp_dir}" in r.stdout
     assert f"sandbox's Python {py}" in r.stdout  # built by the root's python3, not the host's
@@ -224,7 +230,17 @@ def test_folder_shared_with_a_distro_gimp_gets_both_workers(sim):
     (fake_bin / f"gimp-{sim.series}").chmod(0o755)
     sim.extra_path = str(fake_bin)
     # The host's worker: this test run's own Python (it has torch), with the engine vendored beside the plug-in.
-    r = install_py(sim, "--no-demo", "--python", sys.executable, "--vendor", "--weights", str(SHARE / "weights.npz"))
+    r = install_py(
+        sim,
+        "--no-demo",
+        "--python",
+        sys.executable,
+        "--vendor",
+        "--weights",
+        str(SHARE / "weights.npz"),
+        "--instant",
+        str(SHARE / "instant"),
+    )
     assert r.returncode == 0, r.stderr
     assert f"for both the Flatpak GIMP and the distro GIMP: {host_dir}" in r.stdout
     cfg = json.loads((host_dir / "plug-ins" / "style-transfer" / "stylecore-worker.json").read_text())
