@@ -47,6 +47,7 @@ def test_pane_repaints_on_a_change_debounces_a_drag_and_hands_over_the_warm_work
         timeout=1500,
     )
     r = json.loads(out.read_text())
+    assert not r.get("failed"), f"the pane said: {r['failed']}"
     assert not r.get("timed_out"), r
     assert r["first_result"]["width"] == 320 and r["first_result"]["height"] == 240  # the 1024x768 layer at <= 320 px
     assert r["sent"][-1]["id"] == "final"  # the check's own final run, after stop()

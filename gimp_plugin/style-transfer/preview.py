@@ -70,7 +70,7 @@ class PreviewPane:
 
     box: a Gtk.Box to pack the pane into. config: the procedure config (its notify signal drives updates).
     session: the plug-in's worker_client.Session. read_pixels(): (w, h, R'G'B'A float32) at preview size.
-    build_request(request_id, content, output): the preview's stylize request for the current settings.
+    build_request(request_id, content, output): the preview's stylize request and its payload (settings.build_message).
     """
 
     def __init__(self, box: Gtk.Box, config, session, read_pixels: Callable, build_request: Callable):

@@ -47,7 +47,7 @@ def build(rid, content, output):
     options = {"strength": config.get_property("strength"), "seamless": config.get_property("seamless")}
     options["preset"] = config.get_property("quality")
     workdir = session.spawn().workdir
-    return settings.build_request(rid, content, [(STYLE, 1.0)], options, output, preview_dir=workdir)
+    return settings.build_message(rid, content, [(STYLE, 1.0)], options, output, workdir, preview=True)
 
 
 R = {"events": [], "sent": [], "max_gap": 0.0}
@@ -63,7 +63,7 @@ class SpySession(worker_client.Session):
         if fresh:
             send = worker.send
 
-            def spy(request):
+            def spy(request, payload=None):
                 if request.get("op") == "stylize":
                     options = request["options"]
                     R["sent"].append(
@@ -74,7 +74,7 @@ class SpySession(worker_client.Session):
                             "images": "images" in request,
                         }
                     )
-                return send(request)
+                return send(request, payload)
 
             worker.send = spy
         return worker
@@ -122,6 +122,10 @@ def results(rid_filter=None):
 
 
 def step():
+    if pane.worker is not None and pane._timer is None and pane._current is None and pane.message.get_text():
+        R["failed"] = pane.message.get_text()  # the pane gave up and said why: no need to wait for the timeout
+        Gtk.main_quit()
+        return False
     if stage[0] == "first" and results():
         R["first_result"] = results()[0]
         R["changed_at"] = time.monotonic()
