@@ -140,7 +140,20 @@ def _tv(problem: Problem, image: torch.Tensor) -> tuple[float, torch.Tensor | No
     return float(tv.detach()), x.grad
 
 
-def whole_image_objective(problem: Problem) -> Objective:
+def _poll_in_backward(feats: dict[str, torch.Tensor], poll: Poll) -> None:
+    """`poll()` again as the backward pass reaches each layer: a cancel then acts within a layer, not an evaluation."""
+
+    def hook(grad: torch.Tensor) -> None:
+        poll()
+
+    for feat in feats.values():
+        if feat.requires_grad:
+            feat.register_hook(hook)
+
+
+def whole_image_objective(problem: Problem, poll: Poll | None = None) -> Objective:
+    """`poll()` runs after the forward pass and at each layer of the backward pass, and may raise: a preview whose
+    settings changed stops within a fraction of an evaluation, so the next preview's instant picture comes at once."""
     t = problem.targets
     height, width = t.content[0].shape[-2:]  # feature positions of CONTENT_LAYER
     masks = [seamless_mod.content_mask(width, height, t.content[0].device)] if problem.seamless else None
@@ -148,6 +161,9 @@ def whole_image_objective(problem: Problem) -> Objective:
     def evaluate(image: torch.Tensor) -> tuple[float, torch.Tensor, Terms]:
         x = image.detach().requires_grad_(True)
         feats = problem.features(x)
+        if poll is not None:
+            poll()
+            _poll_in_backward(feats, poll)
         s = losses.style_loss({n: losses.gram(feats[n]) for n in t.grams}, t.grams, problem.weights.style_layers)
         c_feat = feats[CONTENT_LAYER] if masks is None else feats[CONTENT_LAYER] * masks[0]
         c = losses.content_loss(c_feat, t.content[0], t.content_norm)

@@ -154,7 +154,9 @@ def run(job: Job, report: Reporter) -> torch.Tensor:
         coarse_content = content
         targets = content_targets(job.features, grams, content, scale.grid, options.seamless, report.poll)
         problem = Problem(job.features, targets, weights, options.seamless)
-        objective = tiled_objective(problem, scale.grid, report.poll) if scale.grid else whole_image_objective(problem)
+        objective = (
+            tiled_objective(problem, scale.grid, report.poll) if scale.grid else whole_image_objective(problem, report.poll)
+        )
         hook = _hook(job, report, index, (done_cost / total_cost, scale.cost / total_cost))
         image, curvature = lbfgs.minimize(init, objective, scale.evals, hook, curvature=curvature)
         done_cost += scale.cost

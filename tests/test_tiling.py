@@ -34,6 +34,34 @@ def test_tiled_objective_equals_the_whole_image_objective(wrap, height, width, t
     assert float((grad - whole_grad).abs().max()) < 1e-4 * float(whole_grad.abs().max())
 
 
+def test_a_cancel_during_the_backward_pass_stops_the_evaluation_there():
+    """A changed preview setting cancels the running preview; the next picture waits for that cancel to act."""
+    from stylecore.errors import Cancelled
+
+    torch.manual_seed(0)
+    net = VGGFeatures(random_state(), objective.LAYERS)
+    image, anchor = torch.rand(1, 3, 64, 80), torch.rand(1, 3, 64, 80)
+    grams = {n: losses.gram(f) for n, f in net(torch.rand(1, 3, 48, 48)).items() if n in objective.STYLE_LAYERS}
+    problem = objective.Problem(
+        net, objective.content_targets(net, grams, anchor, None, False), objective.LossWeights(5.0, 2.0, 0.0)
+    )
+    plain = objective.whole_image_objective(problem)(image)
+    calls = []
+    polled = objective.whole_image_objective(problem, lambda: calls.append(1))(image)
+    assert polled[0] == plain[0] and torch.equal(polled[1], plain[1])  # polling changes nothing
+    assert len(calls) > len(objective.STYLE_LAYERS)  # after the forward pass and at each layer of the backward pass
+    stops = []
+
+    def cancel_in_backward():
+        stops.append(1)
+        if len(stops) == 3:  # the forward pass is over: this is the backward pass, at its second layer
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        objective.whole_image_objective(problem, cancel_in_backward)(image)
+    assert len(stops) == 3  # it stopped there, not at the end of the evaluation
+
+
 def test_grid_covers_every_pixel_once_on_the_pooling_grid():
     grid = tiling.make_grid(770, 1001, 256, 20, 4)
     cover = np.zeros((1001, 770), int)
