@@ -208,7 +208,7 @@ def main():
 
 def large(size: str, outdir: Path) -> None:
     from benchmarks import judge
-    from stylecore import api, presets
+    from stylecore import presets, vgg
     from stylecore.device import runtime_for, tile_side
     from stylecore.tiling import make_grid
 
@@ -218,7 +218,7 @@ def large(size: str, outdir: Path) -> None:
     cap = presets.PRESETS["balanced"].working_size
     w, h = map(int, size.split("x"))
     k = w / r["top_width"]
-    grid = make_grid(r["top_width"], r["top_height"], side, api.HALO, api.ALIGN)
+    grid = make_grid(r["top_width"], r["top_height"], side, vgg.HALO, vgg.ALIGN)
     cuts = [round(x * k) for x in sorted({t.x0 for t in grid.tiles}) if x > 0]  # tile edges, in output columns
     print(
         f"[{size} {Path(content).stem} x {Path(style).stem}] balanced {r['seconds']:7.1f} s  peak RSS "

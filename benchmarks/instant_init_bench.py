@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import judge  # noqa: E402
-from benchmarks.quality_bench import BENCH, PAIRS, machine, pair_name, photo_at  # noqa: E402
+from benchmarks.quality_bench import BENCH, PAIRS, machine, photo_at  # noqa: E402
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     from stylecore.options import StyleOptions
 
     engine = Stylizer(device="cpu")
-    print(f"machine: {machine()}")
+    print(f"machine: {machine('cpu')}")
     print(f"balanced, strength {args.strength:g}, {args.size} px long side; judge: content LPIPS / style Gram (lower is better)")
     print(f"{'pair':34s} {'start':9s} {'content':>8s} {'style':>7s} {'wall s':>7s} {'CPU s':>7s}")
     for pair in PAIRS[: args.pairs]:
@@ -48,7 +48,7 @@ def main() -> None:
             image = out.to_pil()
             content = judge.content_distance(image, photo)
             style = judge.style_distance(image, BENCH / pair.painting)
-            print(f"{pair_name(pair):34s} {label:12s} {content:8.3f} {style:7.3f} {seconds:7.1f} {cpu:7.1f}", flush=True)
+            print(f"{pair.name:34s} {label:12s} {content:8.3f} {style:7.3f} {seconds:7.1f} {cpu:7.1f}", flush=True)
             if args.save:
                 image.save(args.save / f"{Path(pair.photo).stem}-{label.replace(' ', '-')}.png")
 

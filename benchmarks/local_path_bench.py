@@ -7,6 +7,7 @@ inline result). The engine is left out: a stand-in worker returns the content as
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -42,9 +43,11 @@ while (m := reader.read()) is not None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("megapixels", nargs="?", type=float, default=6.0, help="layer size (default 6)")
+    megapixels = parser.parse_args().megapixels
     import worker_client as wc
 
-    megapixels = float(sys.argv[1]) if len(sys.argv) > 1 else 6.0
     width = int((megapixels * 1e6 * 1.5) ** 0.5)
     height = int(megapixels * 1e6 / width)
     rgba = np.random.default_rng(0).random((height, width, 4), dtype=np.float32)
