@@ -545,3 +545,50 @@ def test_session_writes_a_style_layer_once_and_keeps_one_worker(fake):
     finally:
         session.close()
     assert wait_for(lambda: not os.path.exists(worker.workdir))
+
+
+def _plugin_trees():
+    return {p.name: ast.parse(p.read_text()) for p in sorted(PLUGIN_DIR.glob("*.py"))}
+
+
+def test_every_message_the_plugin_raises_to_the_user_goes_through_gettext():
+    """A translated GIMP shows our errors in the user's language; a literal or f-string message never can be."""
+    untranslated = []
+    for name, tree in _plugin_trees().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
+                kind, text = ast.unparse(node.exc.func), node.exc.args[0]
+                if kind in ("CallingError", "PluginError") and isinstance(text, (ast.Constant, ast.JoinedStr)):
+                    untranslated.append(f"{name}:{node.lineno}: {ast.unparse(text)[:60]}")
+    assert not untranslated, untranslated
+
+
+def test_the_plugin_keeps_no_state_in_module_globals():
+    """GIMP 3 may run the procedure again in the same process: state lives in the plug-in's Session, not in globals."""
+    found = [
+        f"{name}:{node.lineno}: global {', '.join(node.names)}"
+        for name, tree in _plugin_trees().items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Global)
+    ]
+    assert not found, found
+
+
+def test_bad_arguments_are_a_calling_error_and_other_failures_an_execution_error(monkeypatch):
+    """GIMP's own plug-ins answer a bad call with CALLING_ERROR, so a script calling ours can tell its own mistake."""
+    module = load_plugin_module()
+    monkeypatch.setattr(module.Gimp, "RunMode", types.SimpleNamespace(INTERACTIVE="i", NONINTERACTIVE="n"), raising=False)
+    statuses = types.SimpleNamespace(SUCCESS="ok", CANCEL="cancel", CALLING_ERROR="calling", EXECUTION_ERROR="execution")
+    monkeypatch.setattr(module.Gimp, "PDBStatusType", statuses, raising=False)
+    monkeypatch.setattr(module.GLib, "Error", lambda message="": message, raising=False)
+    procedure = types.SimpleNamespace(new_return_values=lambda status, error: (status, error))
+    plugin = module.StyleTransfer.__new__(module.StyleTransfer)
+    answers = {}
+    for name, exc in (("bad call", wc.CallingError("select a layer")), ("worker", wc.PluginError("the worker died"))):
+
+        def stylize(image, drawables, config, exc=exc):
+            raise exc
+
+        monkeypatch.setattr(plugin, "stylize", stylize, raising=False)
+        answers[name] = plugin.run(procedure, "n", None, [], None, None)
+    assert answers == {"bad call": ("calling", "select a layer"), "worker": ("execution", "the worker died")}

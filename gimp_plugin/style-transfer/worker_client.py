@@ -32,6 +32,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from settings import _
+
 from stylecore import contract, hostenv, pixels, remote
 from stylecore.remote_worker import Target
 
@@ -150,7 +152,7 @@ def open_run_log(log_dir: str | None = None, keep: int = LOGS_KEPT) -> tuple[int
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     now = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"  # names sort by age
-    for _ in range(5):
+    for _attempt in range(5):
         path = os.path.join(log_dir, f"worker-{stamp}-{os.getpid()}-{secrets.token_hex(3)}.log")
         try:
             fd = os.open(path, flags, 0o600)
@@ -265,8 +267,14 @@ class Worker:
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
             if config is None:
-                raise PluginError(f"cannot start ssh ({exc.strerror}); install the OpenSSH client") from None
-            raise PluginError(f"cannot start the worker Python {config.python} ({exc.strerror}); run: {config.repair}") from None
+                raise PluginError(
+                    _("cannot start ssh ({error}); install the OpenSSH client").format(error=exc.strerror)
+                ) from None
+            raise PluginError(
+                _("cannot start the worker Python {python} ({error}); run: {repair}").format(
+                    python=config.python, error=exc.strerror, repair=config.repair
+                )
+            ) from None
         finally:
             if log_fd is not None:
                 os.close(log_fd)
@@ -360,7 +368,11 @@ class Worker:
         self._ready_seen.wait()
         if self.failure:
             self.close()
-            raise PluginError(f"{self.failure}; run: {self.config.repair}" if self.config is not None else self.failure)
+            raise PluginError(
+                _("{failure}; run: {repair}").format(failure=self.failure, repair=self.config.repair)
+                if self.config is not None
+                else self.failure
+            )
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -399,7 +411,7 @@ class Worker:
             if kind == contract.ERROR:
                 raise PluginError(one_line(event.get("message") or event.get("kind") or "unknown error"))
             if kind == contract.CANCELLED:
-                raise PluginError("cancelled")
+                raise PluginError(_("cancelled"))
             if on_event is not None:
                 on_event(event)
 
