@@ -152,8 +152,8 @@ def _poll_in_backward(feats: dict[str, torch.Tensor], poll: Poll) -> None:
 
 
 def whole_image_objective(problem: Problem, poll: Poll | None = None) -> Objective:
-    """`poll()` runs after the forward pass and at each layer of the backward pass, and may raise: a preview whose
-    settings changed stops within a fraction of an evaluation, so the next preview's instant picture comes at once."""
+    """`poll()` runs after the forward pass and as the backward pass reaches each layer the losses read, and may
+    raise: a preview whose settings changed stops within a fraction of an evaluation, so the next picture comes at once."""
     t = problem.targets
     height, width = t.content[0].shape[-2:]  # feature positions of CONTENT_LAYER
     masks = [seamless_mod.content_mask(width, height, t.content[0].device)] if problem.seamless else None

@@ -49,7 +49,8 @@ def test_a_cancel_during_the_backward_pass_stops_the_evaluation_there():
     calls = []
     polled = objective.whole_image_objective(problem, lambda: calls.append(1))(image)
     assert polled[0] == plain[0] and torch.equal(polled[1], plain[1])  # polling changes nothing
-    assert len(calls) > len(objective.STYLE_LAYERS)  # after the forward pass and at each layer of the backward pass
+    # after the forward pass, then as the backward pass reaches each layer the losses read
+    assert len(calls) > len(objective.STYLE_LAYERS)
     stops = []
 
     def cancel_in_backward():
