@@ -217,12 +217,20 @@ def style_distance(result: ImageLike, painting: ImageLike) -> float:
 
 
 @torch.no_grad()
-def style_distance_frobenius(result: ImageLike, painting: ImageLike) -> float:
+def style_distance_frobenius(result: ImageLike, painting: ImageLike, keep_aspect: bool = False) -> float:
     """Mean over AlexNet's relu1..relu5 of |G(result) - G(painting)|_F / |G(painting)|_F, the painting at the result's
-    exact width and height (its aspect is not kept)."""
+    exact width and height (issue 15's form: its aspect is not kept), or with keep_aspect at the result's long side.
+
+    The exact-size form favours a method that itself stretches the painting to the photo's shape, as the PyTorch
+    tutorial does; stylecore keeps the painting's aspect, so its strokes are not squashed."""
     net = network()
     out = to_rgb(result)
-    art = _resized(to_rgb(painting), out.shape[1], out.shape[0])
+    art = to_rgb(painting)
+    if keep_aspect:
+        k = max(out.shape[:2]) / max(art.shape[:2])
+        art = _resized(art, max(1, round(art.shape[1] * k)), max(1, round(art.shape[0] * k)))
+    else:
+        art = _resized(art, out.shape[1], out.shape[0])
     errors = [
         float(torch.linalg.matrix_norm(go - ga) / torch.linalg.matrix_norm(ga).clamp_min(1e-30))
         for go, ga in zip(_grams(out, net), _grams(art, net))

@@ -33,3 +33,36 @@ def recombine(stylized_grey: torch.Tensor, content_rgb: torch.Tensor) -> torch.T
     yiq = to_yiq(content_rgb)
     yiq = torch.cat([stylized_grey.mean(1, keepdim=True), yiq[:, 1:]], dim=1)
     return to_rgb(yiq).clamp(0, 1)
+
+
+def _sqrtm(m: torch.Tensor) -> torch.Tensor:
+    w, v = torch.linalg.eigh(m)
+    return (v * w.clamp_min(0).sqrt()) @ v.T
+
+
+def _moments(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of the pixels (fp64, on the CPU), from at most about a million of them."""
+    step = max(1, int((rgb.shape[-1] * rgb.shape[-2] / 1e6) ** 0.5))
+    flat = rgb.detach()[0, :, ::step, ::step].reshape(3, -1).double().cpu()
+    mean = flat.mean(1)
+    centred = flat - mean[:, None]
+    return mean, centred @ centred.T / flat.shape[1]
+
+
+def match_palette(rgb: torch.Tensor, pixel_gram: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """The picture (1x3xHxW) with the painting's color mean and covariance, by the linear map that moves its pixels
+    least (the Monge-Kantorovich map between two Gaussians); `pixel_gram` is the painting's 4x4 Gram of (R, G, B, 1).
+
+    The style terms alone leave much of the photo's palette in place, and what they do change comes as colored
+    speckle, worst with a black-and-white painting."""
+    g = pixel_gram.detach().double().reshape(4, 4).cpu()
+    target_mean = g[:3, 3]
+    target_cov = g[:3, :3] - torch.outer(target_mean, target_mean)
+    mean, cov = _moments(rgb)
+    eye = torch.eye(3, dtype=torch.float64)
+    root = _sqrtm(cov + eps * eye)
+    inv_root = torch.linalg.inv(root)
+    transform = inv_root @ _sqrtm(root @ target_cov @ root) @ inv_root
+    shift = target_mean - transform @ mean
+    out = torch.einsum("ij,bjhw->bihw", transform.to(rgb), rgb) + shift.to(rgb)[None, :, None, None]
+    return out.clamp(0, 1)

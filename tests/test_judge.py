@@ -118,6 +118,18 @@ def test_frobenius_style_distance_matches_issue_15s_formula():
     assert judge.style_distance(stretched, art) > 0.01  # the squared form keeps the painting's aspect
 
 
+def test_the_aspect_kept_form_scores_the_painting_itself_zero_and_its_stretched_copy_not():
+    """The painting at its own shape is its own style; squashed to a landscape photo's shape it is not (its strokes are
+    half as tall), which the exact-size form cannot see."""
+    p = photo(96)
+    art = Image.open(bench("the_scream.jpg")).convert("RGB")
+    own = art.resize((round(art.width * 96 / art.height), 96), Image.LANCZOS)
+    stretched = art.resize(p.size, Image.LANCZOS)
+    assert judge.style_distance_frobenius(own, art, keep_aspect=True) < 0.02
+    assert judge.style_distance_frobenius(stretched, art, keep_aspect=True) > 0.05
+    assert judge.style_distance_frobenius(stretched, art) < 1e-6
+
+
 def test_style_distance_orders_photo_stylised_and_painting():
     p = photo(128)
     art = bench("starry_night.jpg")

@@ -79,7 +79,7 @@ def test_the_pixels_tap_holds_the_colors_mean_and_second_moments():
 def test_the_color_term_gives_the_result_the_paintings_palette(monkeypatch):
     """A reddish photo in a bluish painting's style: with the pixels term the result's palette (mean and spread)
     moves to the painting's, which the VGG layers alone did not do for real photos (issue 9)."""
-    from stylecore import objective, stylize
+    from stylecore import objective, scales, stylize
 
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:48, 0:64]
@@ -87,6 +87,9 @@ def test_the_color_term_gives_the_result_the_paintings_palette(monkeypatch):
     painting = np.clip(np.stack([0.2 + 0 * x, 0.35 + 0.2 * np.sin(y / 4), 0.8 + 0.1 * np.cos(x / 3)], 2), 0, 1)
     photo = np.clip(photo + rng.normal(0, 0.03, photo.shape), 0, 1).astype(np.float32)
     painting = np.clip(painting + rng.normal(0, 0.03, painting.shape), 0, 1).astype(np.float32)
+
+    # the term on its own: without the start moved to the painting's palette (scales.Content.toward_palette)
+    monkeypatch.setattr(scales.Content, "toward_palette", lambda self, gram, share: self)
 
     def palette_gap(weights):
         monkeypatch.setattr(objective, "STYLE_LAYER_WEIGHTS", weights)
@@ -100,3 +103,42 @@ def test_the_color_term_gives_the_result_the_paintings_palette(monkeypatch):
     start = np.abs(photo.reshape(-1, 3).mean(0) - painting.reshape(-1, 3).mean(0)).sum()
     assert with_term[0] < 0.5 * without[0] and with_term[0] < 0.25 * start, (with_term, without, start)
     assert with_term[1] < 0.75 * without[1], (with_term, without)
+
+
+def _painting_pixel_gram(painting: torch.Tensor) -> torch.Tensor:
+    from stylecore import vgg
+
+    net = vgg.VGGFeatures(vgg.random_state(), [vgg.PIXELS, "relu1_1"])
+    return losses.gram(net(painting)[vgg.PIXELS])[0]
+
+
+def test_match_palette_gives_the_picture_the_paintings_color_mean_and_covariance():
+    from stylecore import color
+
+    torch.manual_seed(5)
+    photo = (torch.rand(1, 3, 40, 50) * 0.5 + torch.tensor([0.4, 0.2, 0.1])[None, :, None, None]).clamp(0, 1)
+    painting = torch.rand(1, 3, 30, 30) * torch.tensor([0.2, 0.3, 0.4])[None, :, None, None] + 0.3
+    before = photo.clone()
+    out = color.match_palette(photo, _painting_pixel_gram(painting))
+    assert torch.equal(photo, before)  # the photo itself is left alone
+
+    def moments(x):
+        flat = x[0].reshape(3, -1).double()
+        return flat.mean(1), torch.cov(flat, correction=0)
+
+    (m_out, c_out), (m_art, c_art) = moments(out), moments(painting)
+    assert torch.allclose(m_out, m_art, atol=2e-3), (m_out, m_art)
+    assert torch.allclose(c_out, c_art, atol=2e-3), (c_out, c_art)
+    # the map moves pixels least: the picture's structure stays (its brightness order is kept)
+    grey = lambda x: x[0].mean(0).flatten()  # noqa: E731
+    assert float(torch.corrcoef(torch.stack([grey(out), grey(photo)]))[0, 1]) > 0.9
+
+
+def test_a_black_and_white_painting_leaves_no_color_in_the_start():
+    from stylecore import color
+
+    torch.manual_seed(6)
+    photo = torch.rand(1, 3, 32, 32)
+    ink = torch.rand(1, 1, 32, 32).expand(1, 3, 32, 32)
+    out = color.match_palette(photo, _painting_pixel_gram(ink))
+    assert float((out - out.mean(1, keepdim=True)).abs().max()) < 0.02  # grey: no channel departs from the others

@@ -39,7 +39,7 @@ def test_tubingen_takes_on_the_painting_and_stays_recognisable(real_weights_avai
 
 
 def test_strength_orders_the_result_between_photo_and_painting(real_weights_available):
-    content, style = photo_at("tubingen.jpg", 192), bench("the_scream.jpg")
+    content, style = photo_at("tubingen.jpg", 256), bench("the_scream.jpg")  # the draft's working size, as above
     weak = stylecore.stylize(content, style, strength=30, preset="draft", device="cpu")
     strong = stylecore.stylize(content, style, strength=90, preset="draft", device="cpu")
     assert judge.style_distance(strong, style) < judge.style_distance(weak, style)

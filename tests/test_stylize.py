@@ -95,6 +95,29 @@ def test_preserve_colors_keeps_the_content_chroma():
     assert float((chroma(out) - chroma(content)).abs().mean()) < 0.03
 
 
+def test_a_black_and_white_painting_takes_the_color_out_from_the_first_step_and_strength_sets_how_far():
+    """The palette moves with the brushwork: with an ink drawing's style the run starts from the photo drained toward
+    grey (scales.Content.toward_palette) instead of fighting its colors all run long, a lower strength keeps more of
+    them, and the finished picture is nearly grey."""
+    from stylecore.color import to_yiq
+
+    content = gradient_image(48, 40)
+    ink = np.repeat(gradient_image(30, 30, seed=2).mean(2, keepdims=True), 3, axis=2)
+
+    def chroma(a):
+        return float(to_yiq(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None])[0, 1:].abs().mean())
+
+    def run(strength):
+        frames = []
+        out = stylecore.stylize(content, ink, strength=strength, on_image=frames.append, **FAST).rgb
+        return chroma(frames[0]), chroma(out)
+
+    (first_strong, strong), (first_weak, weak) = run(70), run(30)
+    assert first_strong < 0.45 * chroma(content), (first_strong, chroma(content))  # 70 % of the way: about 0.3x
+    assert first_strong < first_weak < chroma(content), (first_strong, first_weak, chroma(content))
+    assert strong < 0.25 * chroma(content) and strong < weak, (strong, weak, chroma(content))
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [
