@@ -114,7 +114,8 @@ class Content:
         back. With preserve-colors the photo's colors are the point, so it is left as it is."""
         if self.chroma is not None or share <= 0:
             return self
-        return replace(self, work=torch.lerp(self.work, color.match_palette(self.work, pixel_gram), share))
+        moved = color.match_palette(self.work, pixel_gram)
+        return replace(self, work=moved.sub_(self.work).mul_(share).add_(self.work))  # lerp, without another copy
 
     def at(self, width: int, height: int) -> torch.Tensor:
         return resize.bicubic(self.work, width, height, wrap=self.wrap)
