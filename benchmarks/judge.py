@@ -202,14 +202,21 @@ def _grams(rgb: np.ndarray, net: AlexNetTaps) -> list[torch.Tensor]:
     return grams
 
 
+def _painting_for(out: np.ndarray, art: np.ndarray, keep_aspect: bool) -> np.ndarray:
+    """The painting as a style measure compares it with `out`: at out's long side with its own aspect, or stretched to
+    out's exact width and height."""
+    if not keep_aspect:
+        return _resized(art, out.shape[1], out.shape[0])
+    k = max(out.shape[:2]) / max(art.shape[:2])
+    return _resized(art, max(1, round(art.shape[1] * k)), max(1, round(art.shape[0] * k)))
+
+
 @torch.no_grad()
 def style_distance(result: ImageLike, painting: ImageLike) -> float:
     """Mean relative Gram error over AlexNet's relu1..relu5, the painting at the result's long side."""
     net = network()
     out = to_rgb(result)
-    art = to_rgb(painting)
-    k = max(out.shape[:2]) / max(art.shape[:2])
-    art = _resized(art, max(1, round(art.shape[1] * k)), max(1, round(art.shape[0] * k)))
+    art = _painting_for(out, to_rgb(painting), keep_aspect=True)
     errors = [
         float((go - ga).pow(2).sum() / ga.pow(2).sum().clamp_min(1e-30)) for go, ga in zip(_grams(out, net), _grams(art, net))
     ]
@@ -225,12 +232,7 @@ def style_distance_frobenius(result: ImageLike, painting: ImageLike, keep_aspect
     tutorial does; stylecore keeps the painting's aspect, so its strokes are not squashed."""
     net = network()
     out = to_rgb(result)
-    art = to_rgb(painting)
-    if keep_aspect:
-        k = max(out.shape[:2]) / max(art.shape[:2])
-        art = _resized(art, max(1, round(art.shape[1] * k)), max(1, round(art.shape[0] * k)))
-    else:
-        art = _resized(art, out.shape[1], out.shape[0])
+    art = _painting_for(out, to_rgb(painting), keep_aspect)
     errors = [
         float(torch.linalg.matrix_norm(go - ga) / torch.linalg.matrix_norm(ga).clamp_min(1e-30))
         for go, ga in zip(_grams(out, net), _grams(art, net))

@@ -290,6 +290,13 @@ def aggregates(runs: list[Run]) -> list[str]:
     return out
 
 
+def meets(r: Run, d_content: float, d_style: float) -> bool:
+    """Issue 15's target for r's run, given its deltas against the classic result by one style measure."""
+    if r.label == "best 70":
+        return d_content < 0 and d_style < 0
+    return d_content <= BALANCED_MARGINS[0] and d_style <= BALANCED_MARGINS[1] and r.units <= BALANCED_MAX_UNITS
+
+
 def verdicts(runs: list[Run]) -> list[str]:
     """Issue 15's targets per pair: balanced 70 within +0.02 content / +0.05 style in <= 30 units; best 70 beats both."""
     out = []
@@ -299,20 +306,15 @@ def verdicts(runs: list[Run]) -> list[str]:
         if ref is None or r.label not in ("balanced 70", "best 70"):
             continue
         dc, ds, dsa = deltas(r, ref)
-
-        def met(d_style: float, r: Run = r, dc: float = dc) -> bool:
-            if r.label == "best 70":
-                return dc < 0 and d_style < 0
-            return dc <= BALANCED_MARGINS[0] and d_style <= BALANCED_MARGINS[1] and r.units <= BALANCED_MAX_UNITS
-
-        if r.label == "best 70":
-            rule = "beats classic on both"
-        else:
-            rule = f"content <= +{BALANCED_MARGINS[0]}, style <= +{BALANCED_MARGINS[1]}, units <= {BALANCED_MAX_UNITS}"
+        rule = (
+            "beats classic on both"
+            if r.label == "best 70"
+            else f"content <= +{BALANCED_MARGINS[0]}, style <= +{BALANCED_MARGINS[1]}, units <= {BALANCED_MAX_UNITS}"
+        )
         out.append(
             f"{r.pair.name}: {r.label}: content {dc:+.3f}, style F {ds:+.3f}, style Fa {dsa:+.3f} vs classic, "
-            f"{r.units:.0f} units ({ref.units / r.units:.1f}x faster) [{rule}]: by style F {'MET' if met(ds) else 'SHORT'}, "
-            f"by style Fa {'MET' if met(dsa) else 'SHORT'}"
+            f"{r.units:.0f} units ({ref.units / r.units:.1f}x faster) [{rule}]: by style F {'MET' if meets(r, dc, ds) else 'SHORT'}, "
+            f"by style Fa {'MET' if meets(r, dc, dsa) else 'SHORT'}"
         )
     return out
 
