@@ -19,12 +19,15 @@ from . import seamless as seamless_mod
 from .tiling import Features, Grid, Poll
 from .vgg import MIN_SIDE, PIXELS, stride
 
-VGG_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# The deep layers see whole objects of the painting (an eye, a face, a sail) and print them into the photo's flat areas;
+# the shallow ones carry its brushwork and palette, so they weigh most (docs/quality-bench.md, all 18 bench pairs).
+VGG_LAYER_WEIGHTS = {"relu1_1": 0.3, "relu2_1": 0.3, "relu3_1": 0.25, "relu4_1": 0.1, "relu5_1": 0.05}
+VGG_STYLE_LAYERS = tuple(VGG_LAYER_WEIGHTS)
 STYLE_LAYERS = (PIXELS, *VGG_STYLE_LAYERS)
 # The pixels' color moments (mean and second moments of R, G, B) move the palette toward the painting's, which the
 # VGG layers alone leave at the photo's; heavier weights cost too much of the photo (README, Quality).
 PIXELS_WEIGHT = 0.3
-STYLE_LAYER_WEIGHTS = {PIXELS: PIXELS_WEIGHT, **{n: 1.0 / len(VGG_STYLE_LAYERS) for n in VGG_STYLE_LAYERS}}
+STYLE_LAYER_WEIGHTS = {PIXELS: PIXELS_WEIGHT, **VGG_LAYER_WEIGHTS}
 CONTENT_LAYER = "relu4_2"
 LAYERS = (*STYLE_LAYERS, CONTENT_LAYER)  # what the network must compute
 # Layers whose Grams describe fine texture: above the painting's own resolution their targets

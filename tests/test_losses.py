@@ -101,7 +101,8 @@ def test_the_color_term_gives_the_result_the_paintings_palette(monkeypatch):
     with_term = palette_gap(objective.STYLE_LAYER_WEIGHTS)
     without = palette_gap({**objective.STYLE_LAYER_WEIGHTS, "pixels": 0.0})
     start = np.abs(photo.reshape(-1, 3).mean(0) - painting.reshape(-1, 3).mean(0)).sum()
-    assert with_term[0] < 0.5 * without[0] and with_term[0] < 0.25 * start, (with_term, without, start)
+    # random relu1_1 filters carry color too, and relu1_1 weighs most, so without the term the mean moves some way
+    assert with_term[0] < 0.6 * without[0] and with_term[0] < 0.1 * start, (with_term, without, start)
     assert with_term[1] < 0.75 * without[1], (with_term, without)
 
 
