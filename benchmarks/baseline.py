@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from stylecore.vgg import VGGFeatures
+from stylecore.engine.optimize.vgg import VGGFeatures
 
 NAME = "pytorch-tutorial"  # part of the cache key of its results
 STYLE = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")

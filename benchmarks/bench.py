@@ -41,7 +41,7 @@ def child(kind: str, size: str, preset: str, content: str, style: str, out: str)
     from PIL import Image
 
     import stylecore
-    from stylecore import weights
+    from stylecore.models import vgg_weights
 
     img = load_content(content, size)
     records = []
@@ -52,7 +52,7 @@ def child(kind: str, size: str, preset: str, content: str, style: str, out: str)
     else:
         from benchmarks import baseline
 
-        result, evals = baseline.run(weights.load_cache(), img, Image.open(BENCH / style))
+        result, evals = baseline.run(vgg_weights.load_cache(), img, Image.open(BENCH / style))
     seconds = time.perf_counter() - t
     result.save(out)
     rss = peak_rss_mb()
@@ -114,8 +114,8 @@ def bare_pass(height: int, width: int, bf16: bool, reps: int = 3) -> float:
 
 
 def throughput_lines(size: int, engine: dict | None) -> list[str]:
-    from stylecore.device import runtime_for
-    from stylecore.vgg import flops_per_pass
+    from stylecore.engine.device import runtime_for
+    from stylecore.engine.optimize.vgg import flops_per_pass
 
     rt = runtime_for("auto")
     uses_bf16 = rt.autocast_dtype is not None
@@ -208,9 +208,10 @@ def main():
 
 def large(size: str, outdir: Path) -> None:
     from benchmarks import judge
-    from stylecore import presets, vgg
-    from stylecore.device import runtime_for, tile_side
-    from stylecore.tiling import make_grid
+    from stylecore.engine.device import runtime_for, tile_side
+    from stylecore.engine.optimize import vgg
+    from stylecore.engine.tiling import make_grid
+    from stylecore.protocol import presets
 
     content, style = PAIRS[0]
     r = measure("stylecore", size, "balanced", content, style, outdir)

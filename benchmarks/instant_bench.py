@@ -40,17 +40,21 @@ def peak_mb() -> float:
 
 
 def photo(width: int, height: int) -> np.ndarray:
-    from stylecore import images, instant, resize, scales
+    from stylecore.engine import resize
+    from stylecore.engine.instant import network
+    from stylecore.engine.optimize import coarse_to_fine
+    from stylecore.images import reading
 
-    rgb = images.load(CONTENT).rgb
-    return scales.to_numpy(resize.bicubic(instant._to_tensor(rgb), width, height))
+    rgb = reading.load(CONTENT).rgb
+    return coarse_to_fine.to_numpy(resize.bicubic(network._to_tensor(rgb), width, height))
 
 
 def case(width: int, height: int) -> dict[str, float]:
-    from stylecore import Stylizer, images
+    from stylecore import Stylizer
+    from stylecore.images import reading
 
     engine = Stylizer(device="cpu", random_weights=True)
-    painting = images.load(STYLE).rgb
+    painting = reading.load(STYLE).rgb
     content = photo(width, height)
     warm = photo(1400, 1050) if width * height > 1024 * 1024 else content  # a tiled layer warms the tiled session
     engine.stylize(warm, painting, preset="instant")
@@ -66,13 +70,14 @@ def case(width: int, height: int) -> dict[str, float]:
 
 def options_table() -> list[str]:
     """The transform alone at 1024x768, for each session option tried, with its output against the published graph's."""
-    from stylecore import images, instant_weights
-    from stylecore.instant import InstantNetwork
+    from stylecore.engine.instant.network import InstantNetwork
+    from stylecore.images import reading
+    from stylecore.models import instant_weights
 
     files = instant_weights.verify()
     content = photo(1024, 768)
     reference = InstantNetwork(files, int8=True)
-    numbers = reference.style_numbers(images.load(STYLE).rgb)
+    numbers = reference.style_numbers(reading.load(STYLE).rgb)
     published = reference.whole(content, numbers)
     lines = []
     for int8 in (True, False):

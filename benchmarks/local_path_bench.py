@@ -1,7 +1,7 @@
 """The local plug-in's two ways to move a layer to the worker and its result back: .npy files or in-band, codec none.
 
-Both sides as they run: the plug-in's stdlib code (write_npy/read_npy or contract.stylize_message and the
-MessageReader) and the worker's (images.load of the .npy and StyledImage.save, or parse_request and the
+Both sides as they run: the plug-in's stdlib code (write_npy/read_npy or messages.build_request and the
+MessageReader) and the worker's (reading.load of the .npy and StyledImage.save, or parse_request and the
 inline result). The engine is left out: a stand-in worker returns the content as the result.
 """
 
@@ -21,24 +21,25 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "gimp_plugin" / "style-transfer")]
 
-from stylecore import contract, pixels  # noqa: E402
+from stylecore.protocol import framing, messages, pixels  # noqa: E402
 
 ECHO = """
 import sys, numpy as np
-from stylecore import contract, images, worker
-from stylecore.result import StyledImage
-out = contract.claim_stdout()
-reader = contract.MessageReader(0)
+from stylecore.images import reading
+from stylecore.frontends import worker
+from stylecore.images.result import StyledImage
+out = framing.claim_stdout()
+reader = framing.MessageReader(0)
 while (m := reader.read()) is not None:
-    req = contract.parse_request(m.obj, m.payload)
-    pic = images.load(worker.source_of(req.content), "content")
+    req = messages.parse_request(m.obj, m.payload)
+    pic = reading.load(worker.source_of(req.content), "content")
     result = StyledImage(pic.rgb, pic.alpha, pic.bits)
     if req.inline:
         d, p = worker.inline_pixels(result.rgba(), req.codec)
-        contract.write_message(out, {"id": req.id, "event": "result", "pixels": d}, p)
+        framing.write_message(out, {"id": req.id, "event": "result", "pixels": d}, p)
     else:
         result.save(req.output)
-        contract.write_message(out, {"id": req.id, "event": "result", "path": req.output})
+        framing.write_message(out, {"id": req.id, "event": "result", "path": req.output})
 """
 
 
@@ -53,7 +54,7 @@ def main() -> None:
     rgba = np.random.default_rng(0).random((height, width, 4), dtype=np.float32)
     data = rgba.tobytes()
     proc = subprocess.Popen([sys.executable, "-c", ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
-    reader = contract.MessageReader(proc.stdout)
+    reader = framing.MessageReader(proc.stdout)
     folder = tempfile.mkdtemp()
     style = os.path.join(folder, "style.npy")
     np.save(style, rgba[:64, :64, :3])
@@ -62,14 +63,14 @@ def main() -> None:
         started = time.perf_counter()
         content, output = os.path.join(folder, "content.npy"), os.path.join(folder, "result.npy")
         wc.write_npy(content, width, height, 4, data)
-        contract.write_message(proc.stdin, contract.stylize_request(f"f{round_}", content, [(style, 1.0)], {}, output))
+        framing.write_message(proc.stdin, messages.stylize_request(f"f{round_}", content, [(style, 1.0)], {}, output))
         reader.read()
         wc.read_npy(output)
         files = time.perf_counter() - started
         started = time.perf_counter()
         layer = pixels.Pixels(width, height, 4, "f32", data)
-        obj, payload = contract.stylize_message(f"i{round_}", layer, [(style, 1.0)], {}, None, codec="none")
-        contract.write_message(proc.stdin, obj, payload)
+        obj, payload = messages.build_request(f"i{round_}", layer, [(style, 1.0)], {}, None, codec="none")
+        framing.write_message(proc.stdin, obj, payload)
         message = reader.read()
         assert message is not None and message.payload is not None
         pixels.decode(message.obj["pixels"], message.payload)

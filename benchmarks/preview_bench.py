@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stylecore import contract
+from stylecore.protocol import framing
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks" / "images"  # credits: CREDITS.md there
@@ -69,13 +69,13 @@ class Worker:
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
-        reader = contract.MessageReader(self.proc.stdout)
+        reader = framing.MessageReader(self.proc.stdout)
         while message := reader.read():
             self.events.put((time.perf_counter(), message.obj))
         self.events.put((time.perf_counter(), None))
 
     def send(self, obj: dict) -> float:
-        contract.write_message(self.proc.stdin, obj)
+        framing.write_message(self.proc.stdin, obj)
         return time.perf_counter()
 
     def until(self, predicate, timeout: float = 1800) -> tuple[float, dict]:

@@ -129,10 +129,10 @@ def classic(pair: Pair, size: int, cache: Path, device: str, log=print) -> tuple
     png, meta = cache / f"{key}.png", cache / f"{key}.json"
     if png.exists() and meta.exists():
         return Image.open(png).convert("RGB"), {**json.loads(meta.read_text()), "reused": True}
-    from stylecore import weights
+    from stylecore.models import vgg_weights
 
     log(f"[{pair.name}] classic: running the tutorial's {baseline.STEPS} steps at {size} px on {device} ...", flush=True)
-    state = weights.load_cache()
+    state = vgg_weights.load_cache()
     if state is None:
         raise SystemExit("real VGG16 weights are not cached; run 'stylecore weights fetch' first")
     before = unit_pass(size, device)
@@ -464,9 +464,9 @@ def main() -> None:
     args = p.parse_args()
     pairs = select(args.pairs)
     if args.cache is None:
-        from stylecore import weights
+        from stylecore.models import vgg_weights
 
-        args.cache = weights.cache_dir() / "classic"
+        args.cache = vgg_weights.cache_dir() / "classic"
     if args.classic_only:
         for pair in pairs:
             _, rec = classic(pair, args.size, args.cache, args.device)

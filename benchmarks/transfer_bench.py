@@ -8,7 +8,7 @@ Layers are the tubingen photo enlarged with bicubic filtering to 1, 6 and 24 meg
 photo's do. An enlarged photo is smoother than one shot at that size, so its bytes are a lower bound.
 
 1. Candidates: encode and decode CPU time and bytes for each codec, and the total at 100 Mbit/s
-   (encode + bytes on the wire + decode), which is how stylecore.pixels' default was chosen.
+   (encode + bytes on the wire + decode), which is how stylecore.protocol.pixels' default was chosen.
 2. Transfers with the default: the payload through a local pipe and through the loopback SSH of the test
    sshd (tests/sshd.py) to a far end that reads it and answers, plus the estimate at 100 Mbit/s.
 Prints, never asserts (the machine is shared).
@@ -31,8 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.machine import describe  # noqa: E402
-from stylecore import pixels, remote  # noqa: E402
-from stylecore.pixels_np import from_array, from_float32  # noqa: E402
+from stylecore.images.arrays import from_array, from_float32  # noqa: E402
+from stylecore.protocol import pixels  # noqa: E402
+from stylecore.protocol.ssh import ssh_argv  # noqa: E402
 from tests.sshd import Sshd, unavailable  # noqa: E402
 
 PHOTO = REPO / "benchmarks" / "images" / "tubingen.jpg"  # credits: CREDITS.md there
@@ -123,7 +124,7 @@ def send(argv: list[str], header: dict, payload: bytes) -> tuple[float, float]:
 def transfers(sizes: list[float], server: Sshd | None) -> None:
     print(f"\n2. Transfers with the default ({CHOSEN}); wall seconds; pipe = local worker, ssh = loopback SSH")
     local = [sys.executable, "-c", RECEIVER]
-    over_ssh = remote.ssh_argv(server.destination, ["python3", "-c", RECEIVER], options=server.options()) if server else None
+    over_ssh = ssh_argv(server.destination, ["python3", "-c", RECEIVER], options=server.options()) if server else None
     if over_ssh:
         setup, _ = send(over_ssh, {"bytes": 0}, b"")
         print(f"ssh connection set-up (start to the far end's first line): {setup:.2f} s")

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from stylecore import contract, hostenv, remote_worker
+from stylecore.protocol import client, framing, host
 
 from . import discovery
 from .common import PLUGIN_NAME, python_version_of, repair_command, say
@@ -22,13 +22,13 @@ from .plugin import DISPATCHER
 START_TIMEOUT = 300.0  # seconds for the worker to load torch and the weights
 
 
-def probe_worker(config: hostenv.WorkerConfig, in_sandbox: bool, guard: Path) -> dict[str, str]:
-    """Starts the worker through hostenv.spawn_worker, as the plug-in does, and reads its first event.
+def probe_worker(config: host.WorkerConfig, in_sandbox: bool, guard: Path) -> dict[str, str]:
+    """Starts the worker through host.spawn_worker, as the plug-in does, and reads its first event.
 
     {"python_version", "version", "device"} when it is ready; {"error", "kind"} when it is not.
     """
     launcher = flatpak_cmd(config.python) if in_sandbox else []
-    version = python_version_of(launcher or [config.python], hostenv.worker_environment(os.environ, config.pythonpath))
+    version = python_version_of(launcher or [config.python], host.worker_environment(os.environ, config.pythonpath))
     if version is None:
         gone = not in_sandbox and not os.path.isfile(config.python)
         return {"error": f"{config.python} does not exist" if gone else f"{config.python} does not run", "kind": "NoPython"}
@@ -39,7 +39,7 @@ def probe_worker(config: hostenv.WorkerConfig, in_sandbox: bool, guard: Path) ->
     workdir = tempfile.mkdtemp(prefix="stylecore-check-", dir=parent)
     with tempfile.TemporaryFile() as log:
         try:
-            proc = hostenv.spawn_worker(config, workdir, stderr=log, guard=guard, launcher=launcher)
+            proc = host.spawn_worker(config, workdir, stderr=log, guard=guard, launcher=launcher)
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
             return {"error": f"{config.python} did not start ({exc.strerror})", "kind": "NoPython"}
@@ -47,7 +47,7 @@ def probe_worker(config: hostenv.WorkerConfig, in_sandbox: bool, guard: Path) ->
         timer.start()
         try:
             assert proc.stdout is not None and proc.stdin is not None
-            message = contract.MessageReader(proc.stdout, skip_junk=True).read()
+            message = framing.MessageReader(proc.stdout, skip_junk=True).read()
             proc.stdin.close()
             proc.wait()
         finally:
@@ -76,9 +76,9 @@ def check_target(target: Target, flatpak_version: Callable[[], str | None], repa
     else:
         say(f"  plug-in: ok, GIMP will load {entry}")
     try:
-        config = hostenv.read_config(target.plugin_dir / hostenv.CONFIG_NAME)
-    except hostenv.ConfigError as exc:
-        return [*problems, str(exc).replace(hostenv.DEFAULT_REPAIR, repair_default)]
+        config = host.read_config(target.plugin_dir / host.CONFIG_NAME)
+    except host.ConfigError as exc:
+        return [*problems, str(exc).replace(host.DEFAULT_REPAIR, repair_default)]
     recorded, flatpak = config.python_version, config.layout == "flatpak"
     if flatpak:
         now = flatpak_version()
@@ -99,8 +99,8 @@ def check_target(target: Target, flatpak_version: Callable[[], str | None], repa
     return problems
 
 
-def check_worker(target: Target, config: hostenv.WorkerConfig, in_sandbox: bool, recorded: str) -> list[str]:
-    guard = target.plugin_dir / "stylecore" / "guard.py"
+def check_worker(target: Target, config: host.WorkerConfig, in_sandbox: bool, recorded: str) -> list[str]:
+    guard = target.plugin_dir / "stylecore" / "protocol" / "guard.py"
     if not guard.is_file():
         return [f"{guard} is missing (an older install); run: {config.repair}"]
     found = probe_worker(config, in_sandbox, guard)
@@ -131,7 +131,7 @@ def hidden_from_flatpak(target: Target, env: Mapping[str, str], home: Path) -> s
     """A plug-in in the Flatpak's private folder that its GIMP no longer reads (a host ~/.config/GIMP appeared)."""
     private = flatpak_private_config(home)
     reads = flatpak_config_dir(env, home)
-    if target.path.is_relative_to(private) and reads != private and (target.plugin_dir / hostenv.CONFIG_NAME).exists():
+    if target.path.is_relative_to(private) and reads != private and (target.plugin_dir / host.CONFIG_NAME).exists():
         return f"the Flatpak GIMP now reads {reads / target.path.name} (the host's folder, which exists since the install), not this one"
     return None
 
@@ -139,11 +139,11 @@ def hidden_from_flatpak(target: Target, env: Mapping[str, str], home: Path) -> s
 def check_remote(destination: str, command: str | None, options: Sequence[str]) -> int:
     """Starts the worker on another machine over ssh, as the plug-in will, and reports its device (or one line why not)."""
     try:
-        target = remote_worker.Target.parse(destination, command, options)
+        target = client.Target.parse(destination, command, options)
         say(f"starting the worker on {target.destination}: {' '.join(target.argv())}")
-        with remote_worker.Connection(target) as conn:
+        with client.Connection(target) as conn:
             ready = conn.wait_ready()
-    except remote_worker.RemoteFailure as exc:
+    except client.RemoteFailure as exc:
         say(f"  PROBLEM: {exc}")
         return 1
     gpu = f" ({ready['gpu']})" if ready.get("gpu") else ""

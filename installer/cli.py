@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stylecore import hostenv
+from stylecore.protocol import host
 
 from . import discovery, native
 from .check import check, check_remote
@@ -82,7 +82,7 @@ def install(args: argparse.Namespace) -> int:
     if python is not None:
         say("to use this computer's GPU from GIMP on another one, paste this worker command into the dialog's")
         say("Advanced > Remote worker command (or pass it to stylecore --remote-command):")
-        print(hostenv.remote_worker_command(python.absolute()), flush=True)
+        print(host.remote_worker_command(python.absolute()), flush=True)
     return 0
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from stylecore import hostenv
+from stylecore.protocol import host
 
 HERE = Path(__file__).resolve().parents[1]  # the stylecore checkout
 PLUGIN_NAME = "style-transfer"
@@ -34,7 +34,7 @@ def run(cmd: Sequence[object], **kw: Any) -> subprocess.CompletedProcess[str]:
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """This shell's environment cleaned by the plug-in's own rule, so children see what the worker will."""
-    env = hostenv.worker_environment(os.environ)
+    env = host.worker_environment(os.environ)
     env.update(extra or {})
     return env
 

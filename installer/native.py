@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stylecore import hostenv
+from stylecore.protocol import host
 
 from . import common
 from .common import HERE, InstallError, clean_env, repair_command, say
@@ -89,18 +89,21 @@ def _instant_runtime(python: Path) -> None:
 
 def host_weights_file() -> Path | None:
     """The weights this user's host cache already holds."""
-    path = hostenv.stylecore_cache() / "vgg16-features.npz"
+    path = host.stylecore_cache() / "vgg16-features.npz"
     return path if path.is_file() else None
 
 
 def host_instant_folder() -> Path | None:
     """The instant network this user's host cache already holds (the worker verifies it when it copies it)."""
-    path = hostenv.stylecore_cache() / "instant"
+    path = host.stylecore_cache() / "instant"
     return path if all((path / name).is_file() for name in INSTANT_FILES) else None
 
 
-INSTANT_FILES = ("arbitrary_predict.onnx", "arbitrary_transform.onnx")  # stylecore.instant_weights.FILES, which needs numpy
-INSTANT_RUNTIME = ("onnxruntime", "onnx")  # stylecore.instant_weights.RUNTIME
+INSTANT_FILES = (
+    "arbitrary_predict.onnx",
+    "arbitrary_transform.onnx",
+)  # stylecore.models.instant_weights.FILES, which needs numpy
+INSTANT_RUNTIME = ("onnxruntime", "onnx")  # stylecore.models.instant_weights.RUNTIME
 
 
 def fetch_commands(run_python: Sequence[object], weights: Path | None, instant: Path | None) -> list[list[object]]:

@@ -7,34 +7,31 @@ import shlex
 import shutil
 from pathlib import Path
 
-from stylecore import hostenv
+from stylecore.protocol import host
 
 from .common import HERE, MARKER, PLUGIN_NAME, PLUGIN_SOURCE, InstallError
 from .discovery import Target
 
 DISPATCHER = "stylecore-python"  # the worker "python" in a folder both the Flatpak and a distro GIMP read
-# stylecore's modules that import only the standard library: the plug-in imports them from GIMP's own Python
-# (`from stylecore import contract, hostenv`); a new one the plug-in needs is added here.
-PLUGIN_MODULES = ["__init__.py", "contract.py", "hostenv.py", "guard.py", "pixels.py", "remote.py", "remote_worker.py"]
 NO_CACHE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
-def worker_config(python: Path, version: str, layout: str, repair: str) -> hostenv.WorkerConfig:
-    return hostenv.WorkerConfig(str(python), "", version, layout, repair)
+def worker_config(python: Path, version: str, layout: str, repair: str) -> host.WorkerConfig:
+    return host.WorkerConfig(str(python), "", version, layout, repair)
 
 
-def copy_plugin_modules(dest: Path) -> None:
-    """stylecore's standard-library modules as a package `stylecore/` in dest (the plug-in's own folder)."""
-    package = dest / "stylecore"
-    package.mkdir()
-    for name in PLUGIN_MODULES:
-        source = HERE / "stylecore" / name
-        if not source.is_file():
-            raise InstallError(f"{source} is missing; run install.py from a complete stylecore checkout")
-        shutil.copy2(source, package / name)
+def copy_protocol(dest: Path) -> None:
+    """stylecore's standard-library part, `stylecore/protocol/` with the package's `__init__.py`, into dest (the plug-in's
+    own folder): GIMP's own Python imports it from there, and nothing else of stylecore."""
+    source = HERE / "stylecore"
+    if not (source / "protocol").is_dir() or not (source / "__init__.py").is_file():
+        raise InstallError(f"{source / 'protocol'} is missing; run install.py from a complete stylecore checkout")
+    (dest / "stylecore").mkdir()
+    shutil.copy2(source / "__init__.py", dest / "stylecore" / "__init__.py")
+    shutil.copytree(source / "protocol", dest / "stylecore" / "protocol", ignore=NO_CACHE)
 
 
-def write_plugin(target: Target, config: hostenv.WorkerConfig, vendor: bool) -> Path:
+def write_plugin(target: Target, config: host.WorkerConfig, vendor: bool) -> Path:
     """Copies the plug-in, the modules it imports and writes the worker config beside it; returns its entry file."""
     if not PLUGIN_SOURCE.is_dir():
         raise InstallError(
@@ -45,13 +42,13 @@ def write_plugin(target: Target, config: hostenv.WorkerConfig, vendor: bool) -> 
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(PLUGIN_SOURCE, dest, ignore=NO_CACHE)
-    copy_plugin_modules(dest)
+    copy_protocol(dest)
     entry = dest / f"{PLUGIN_NAME}.py"
     entry.chmod(0o755)
     if vendor:  # the worker's whole engine, on the worker's PYTHONPATH only (GIMP's Python never imports it)
         shutil.copytree(HERE / "stylecore", dest / "engine" / "stylecore", ignore=NO_CACHE)
         config = dataclasses.replace(config, pythonpath=str(dest / "engine"))
-    (dest / hostenv.CONFIG_NAME).write_text(hostenv.config_json(config))
+    (dest / host.CONFIG_NAME).write_text(host.config_json(config))
     (dest / MARKER).write_text("made by stylecore's install.py; 'python3 install.py --uninstall' removes this folder\n")
     return entry
 
@@ -62,8 +59,8 @@ def write_dispatcher(plugin_dir: Path, flatpak_python: Path, native_python: Path
     The Flatpak's venv only runs inside the sandbox and the host's only outside it, and the plug-in
     launches one "python"; /.flatpak-info (and FLATPAK_ID) exist only inside a Flatpak sandbox.
     """
-    config_path = plugin_dir / hostenv.CONFIG_NAME
-    config = hostenv.read_config(config_path)
+    config_path = plugin_dir / host.CONFIG_NAME
+    config = host.read_config(config_path)
     native_env = f"PYTHONPATH={shlex.quote(config.pythonpath)} " if config.pythonpath else ""
     script = plugin_dir / DISPATCHER
     script.write_text(
@@ -73,5 +70,5 @@ def write_dispatcher(plugin_dir: Path, flatpak_python: Path, native_python: Path
         f'{native_env}exec {shlex.quote(str(native_python))} "$@"\n'
     )
     script.chmod(0o755)
-    config_path.write_text(hostenv.config_json(dataclasses.replace(config, python=str(script), pythonpath="")))
+    config_path.write_text(host.config_json(dataclasses.replace(config, python=str(script), pythonpath="")))
     return script

@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from stylecore import hostenv
+from stylecore.protocol import host
 
 from . import discovery
 from .common import MARKER, PLUGIN_NAME, say
@@ -37,7 +37,7 @@ def uninstall(args: argparse.Namespace) -> None:
         say(f"kept the Flatpak worker environment {', '.join(map(str, flatpak_envs))}; --remove-env deletes it")
     if not removed:
         say("nothing of stylecore's found to remove")
-    sandbox_cache = hostenv.stylecore_cache({"XDG_CACHE_HOME": str(flatpak.data_dir / "cache")})
-    caches = [hostenv.stylecore_cache(hostenv.worker_environment(os.environ))]
+    sandbox_cache = host.stylecore_cache({"XDG_CACHE_HOME": str(flatpak.data_dir / "cache")})
+    caches = [host.stylecore_cache(host.worker_environment(os.environ))]
     caches += [sandbox_cache] if sandbox_cache.exists() else []
     say(f"the weights cache is kept ({' and '.join(map(str, caches))}); delete it by hand if you want the space back")

@@ -1,6 +1,6 @@
 """stylecore: neural style transfer (Gatys et al. 2015) for GIMP, scripts and servers.
 
-The public names load on first use (PEP 562), so `stylecore.contract` imports without numpy or torch:
+The public names load on first use (PEP 562), so `stylecore.protocol` imports without numpy or torch:
 GIMP's own Python imports it beside the plug-in.
 """
 
@@ -12,32 +12,32 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "PRESETS": "presets",
-    "BadInput": "errors",
-    "Cancelled": "errors",
-    "OutOfMemory": "errors",
-    "Progress": "progress",
-    "StyleOptions": "options",
-    "StyledImage": "result",
-    "StylecoreError": "errors",
-    "Stylizer": "engine",
-    "WeightsUnavailable": "errors",
-    "stylize": "engine",
+    "PRESETS": "protocol.presets",
+    "BadInput": "protocol.errors",
+    "Cancelled": "protocol.errors",
+    "OutOfMemory": "protocol.errors",
+    "Progress": "protocol.progress",
+    "StyleOptions": "engine.options",
+    "StyledImage": "images.result",
+    "StylecoreError": "protocol.errors",
+    "Stylizer": "engine.stylizer",
+    "WeightsUnavailable": "protocol.errors",
+    "stylize": "engine.stylizer",
 }
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .engine import Stylizer as Stylizer
-    from .engine import stylize as stylize
-    from .errors import BadInput as BadInput
-    from .errors import Cancelled as Cancelled
-    from .errors import OutOfMemory as OutOfMemory
-    from .errors import StylecoreError as StylecoreError
-    from .errors import WeightsUnavailable as WeightsUnavailable
-    from .options import StyleOptions as StyleOptions
-    from .presets import PRESETS as PRESETS
-    from .progress import Progress as Progress
-    from .result import StyledImage as StyledImage
+    from stylecore.engine.options import StyleOptions as StyleOptions
+    from stylecore.engine.stylizer import Stylizer as Stylizer
+    from stylecore.engine.stylizer import stylize as stylize
+    from stylecore.images.result import StyledImage as StyledImage
+    from stylecore.protocol.errors import BadInput as BadInput
+    from stylecore.protocol.errors import Cancelled as Cancelled
+    from stylecore.protocol.errors import OutOfMemory as OutOfMemory
+    from stylecore.protocol.errors import StylecoreError as StylecoreError
+    from stylecore.protocol.errors import WeightsUnavailable as WeightsUnavailable
+    from stylecore.protocol.presets import PRESETS as PRESETS
+    from stylecore.protocol.progress import Progress as Progress
 
 
 def __getattr__(name: str) -> Any:

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stylecore.protocol import option_table
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "images"  # credits: CREDITS.md there
 
 
@@ -45,20 +47,20 @@ def offer_preset(monkeypatch, preset) -> None:
     """A test preset in presets.PRESETS and in the option table's preset choices (the contract checks names)."""
     import dataclasses
 
-    from stylecore import contract, presets
+    from stylecore.protocol import presets
 
     monkeypatch.setitem(presets.PRESETS, preset.name, preset)
-    offered = contract.option("preset")
+    offered = option_table.option("preset")
     wider = dataclasses.replace(offered, choices=(*offered.choices, preset.name))
     for table in ("OPTIONS", "RUN_OPTIONS"):
-        monkeypatch.setattr(contract, table, tuple(wider if o is offered else o for o in getattr(contract, table)))
-    monkeypatch.setitem(contract._BY_NAME, "preset", wider)
+        monkeypatch.setattr(option_table, table, tuple(wider if o is offered else o for o in getattr(option_table, table)))
+    monkeypatch.setitem(option_table._BY_NAME, "preset", wider)
 
 
 @pytest.fixture
 def quick(monkeypatch):
     """A preset of a few evaluations on two scales (32 and 64 px): engine behaviour, not picture quality."""
-    from stylecore import presets
+    from stylecore.protocol import presets
 
     offer_preset(
         monkeypatch,
@@ -96,9 +98,9 @@ def bench(name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def real_weights_available():
-    from stylecore import weights
+    from stylecore.models import vgg_weights
 
-    state = weights.load_cache("vgg16")
+    state = vgg_weights.load_cache("vgg16")
     if state is None:
         pytest.fail(
             "real VGG16 weights are not cached; run 'python3 install.py --no-plugin --no-demo' or "

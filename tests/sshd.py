@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from stylecore.remote import Destination
+from stylecore.protocol.ssh import Destination
 
 SSHD = "/usr/sbin/sshd"  # sshd re-executes itself, so it must be started by absolute path
 HOST = "127.0.0.1"

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylecore import cli, contract, engine
+from stylecore.engine import stylizer
+from stylecore.frontends import cli
+from stylecore.protocol import errors, option_table
 
 
 @pytest.fixture
 def random_engine(monkeypatch):
     """The CLI's own code paths, on seeded random weights and tiny sizes."""
-    monkeypatch.setattr(cli, "stylize", functools.partial(engine.stylize, random_weights=True))
+    monkeypatch.setattr(cli, "stylize", functools.partial(stylizer.stylize, random_weights=True))
 
 
 def run_cli(*args) -> int:
@@ -185,7 +187,7 @@ def test_paths_no_file_system_can_hold_get_one_line(random_engine, style_png, tm
 def test_json_progress_stdout_carries_json_only(monkeypatch, content_png, style_png, tmp_path, capsys):
     def chatty(*args, **kwargs):  # as a weights download that prints its notice
         print('Downloading: "https://download.pytorch.org/models/vgg16-397923af.pth"')
-        return engine.stylize(*args, **{**kwargs, "random_weights": True})
+        return stylizer.stylize(*args, **{**kwargs, "random_weights": True})
 
     monkeypatch.setattr(cli, "stylize", chatty)
     out = tmp_path / "o.png"
@@ -200,7 +202,7 @@ def test_json_progress_into_head_stops_the_lines_not_the_run(content_png, style_
     out = tmp_path / "o.png"
     code = (
         "import functools, sys; from stylecore import cli, contract, engine; "
-        "cli.stylize = functools.partial(engine.stylize, random_weights=True); sys.exit(cli.main(sys.argv[1:]))"
+        "cli.stylize = functools.partial(stylizer.stylize, random_weights=True); sys.exit(cli.main(sys.argv[1:]))"
     )
     args = [content_png, style_png, "-o", out, "--working-size", 64, "--preset", "draft", "--json-progress"]
     proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -213,10 +215,9 @@ def test_json_progress_into_head_stops_the_lines_not_the_run(content_png, style_
 
 
 def test_readme_lists_every_exit_code():
-    from stylecore import contract
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    line = "Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in contract.EXIT_CODES) + "."
+    line = "Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in errors.EXIT_CODES) + "."
     assert line in readme and "130" in line
 
 
@@ -241,7 +242,7 @@ def test_missing_weights_exit_3(content_png, style_png, tmp_path, monkeypatch, c
 def test_cancel_exits_4_and_writes_nothing(monkeypatch, content_png, style_png, tmp_path, capsys):
     def cancelling(*a, progress=None, cancel=None, **kw):
         cancel.set()  # as SIGTERM would
-        return engine.stylize(*a, progress=progress, cancel=cancel, random_weights=True, **kw)
+        return stylizer.stylize(*a, progress=progress, cancel=cancel, random_weights=True, **kw)
 
     monkeypatch.setattr(cli, "stylize", cancelling)
     out = tmp_path / "o.png"
@@ -277,7 +278,7 @@ def test_every_cli_option_reaches_the_engine(monkeypatch, content_png, style_png
 
     def recording(content, styles, **kw):
         seen.update(kw, content=content, styles=styles)
-        return engine.stylize(content, styles, **{**kw, "random_weights": True, "working_size": 64, "preset": "draft"})
+        return stylizer.stylize(content, styles, **{**kw, "random_weights": True, "working_size": 64, "preset": "draft"})
 
     monkeypatch.setattr(cli, "stylize", recording)
     args = [
@@ -321,7 +322,7 @@ def test_every_cli_option_reaches_the_engine(monkeypatch, content_png, style_png
         tv_weight=0.5,
     )
     assert {k: seen[k] for k in expected} == expected
-    assert {o.name for o in contract.OPTIONS} <= set(seen), "every option in the table is a CLI flag"
+    assert {o.name for o in option_table.OPTIONS} <= set(seen), "every option in the table is a CLI flag"
 
 
 @pytest.mark.real_weights

@@ -1,4 +1,4 @@
-"""stylecore.contract: the facts the plug-in, the worker and the CLI share, and the one JSON-lines reader."""
+"""stylecore.protocol: the facts the plug-in, the worker and the CLI share, and the one JSON-lines reader."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import threading
 
 import pytest
 
-from stylecore import contract
-from stylecore.contract import BadRequest, MessageReader, write_message
+from stylecore.protocol import framing, messages, option_table
+from stylecore.protocol.errors import BadRequest
+from stylecore.protocol.framing import MessageReader, write_message
 
 BLOCKER = """
 import sys
@@ -25,10 +26,10 @@ sys.meta_path.insert(0, Block())
 
 
 def test_contract_imports_without_numpy_or_torch():
-    code = BLOCKER + "import stylecore.contract as c; import stylecore; print(c.PROTOCOL, stylecore.__version__)"
+    code = BLOCKER + "import stylecore.protocol as c; import stylecore; print(c.PROTOCOL, stylecore.__version__)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == [str(contract.PROTOCOL), contract.VERSION]
+    assert r.stdout.split() == [str(messages.PROTOCOL), messages.VERSION]
 
 
 def test_the_package_still_exports_its_api_lazily():
@@ -47,15 +48,15 @@ def good_request(**extra):
 
 
 def test_builder_and_parser_agree():
-    obj = contract.stylize_request(
+    obj = messages.stylize_request(
         "r1", "/t/c.npy", [("/s/a.jpg", 0.75)], {"strength": 55, "seamless": True}, "/t/o.npy", {"every": 3, "dir": "/t"}
     )
     assert json.loads(json.dumps(obj)) == obj
-    req = contract.parse_request(obj)
-    assert req == contract.Request(
+    req = messages.parse_request(obj)
+    assert req == messages.Request(
         "r1", "/t/c.npy", (("/s/a.jpg", 0.75),), "/t/o.npy", {"strength": 55.0, "seamless": True}, 3, "/t"
     )
-    assert contract.cancel_request("r1") == {"op": "cancel", "id": "r1"}
+    assert messages.cancel_request("r1") == {"op": "cancel", "id": "r1"}
 
 
 @pytest.mark.parametrize(
@@ -78,18 +79,18 @@ def test_builder_and_parser_agree():
 )
 def test_options_are_checked_for_their_json_types_and_ranges(options, words):
     with pytest.raises(BadRequest) as caught:
-        contract.check_options(options)
+        option_table.check_options(options)
     assert words in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_every_option_accepts_its_default_and_the_devices_offered():
-    assert contract.check_options(contract.defaults()) == contract.defaults()
-    for name, _ in contract.DEVICES:
-        contract.check_options({"device": name})
-    contract.check_options({"device": "cuda:1", "working_size": None, "tv_weight": 0})
-    assert contract.option("strength").default == 70 and contract.option("preserve_colors").flag == "--preserve-colors"
-    assert {o.name for o in contract.RUN_OPTIONS} | {o.name for o in contract.ENGINE_OPTIONS} == {
-        o.name for o in contract.OPTIONS
+    assert option_table.check_options(option_table.defaults()) == option_table.defaults()
+    for name, _ in option_table.DEVICES:
+        option_table.check_options({"device": name})
+    option_table.check_options({"device": "cuda:1", "working_size": None, "tv_weight": 0})
+    assert option_table.option("strength").default == 70 and option_table.option("preserve_colors").flag == "--preserve-colors"
+    assert {o.name for o in option_table.RUN_OPTIONS} | {o.name for o in option_table.ENGINE_OPTIONS} == {
+        o.name for o in option_table.OPTIONS
     }
 
 
@@ -109,7 +110,7 @@ def test_every_option_accepts_its_default_and_the_devices_offered():
 )
 def test_requests_with_unusable_fields_are_refused_in_one_line(change, words):
     with pytest.raises(BadRequest) as caught:
-        contract.parse_request(good_request(**change))
+        messages.parse_request(good_request(**change))
     assert words in str(caught.value)
 
 
@@ -131,8 +132,8 @@ def test_reader_splits_lines_and_payloads_whatever_the_chunks():
     first, second, third = reader.read(), reader.read(), reader.read()
     assert reader.read() is None and reader.read() is None
     os.close(read_fd)
-    assert first == contract.Message({"event": "a"})
-    assert second == contract.Message({"event": "pixels", "width": 2, "bytes": 6}, b"\n\x00\xff{}\n")
+    assert first == framing.Message({"event": "a"})
+    assert second == framing.Message({"event": "pixels", "width": 2, "bytes": 6}, b"\n\x00\xff{}\n")
     assert third.obj == {"event": "b", "loss": None}
 
 
@@ -166,7 +167,7 @@ def test_reader_refuses_an_absurd_payload_and_reads_on():
 
 
 def test_reader_refuses_an_endless_line_without_holding_it():
-    big = b"x" * (contract.MAX_LINE * 3) + b'\n{"ok": true}\n'
+    big = b"x" * (framing.MAX_LINE * 3) + b'\n{"ok": true}\n'
     reader = MessageReader(io.BytesIO(big))
     with pytest.raises(BadRequest, match="byte limit"):
         reader.read()
@@ -180,10 +181,10 @@ def test_text_streams_get_the_same_bytes():
 
 
 def test_first_instant_is_carried_and_needs_the_images_folder():
-    obj = contract.stylize_request("r1", "/t/c.npy", [("/s/a.jpg", 1.0)], {}, "/t/o.npy", {"every": 2, "dir": "/t"}, "instant")
-    assert obj["first"] == "instant" and contract.parse_request(obj).first == contract.FIRST_INSTANT
-    assert "first" not in contract.stylize_request("r1", "/t/c.npy", [("/s/a.jpg", 1.0)], {}, "/t/o.npy")
+    obj = messages.stylize_request("r1", "/t/c.npy", [("/s/a.jpg", 1.0)], {}, "/t/o.npy", {"every": 2, "dir": "/t"}, "instant")
+    assert obj["first"] == "instant" and messages.parse_request(obj).first == messages.FIRST_INSTANT
+    assert "first" not in messages.stylize_request("r1", "/t/c.npy", [("/s/a.jpg", 1.0)], {}, "/t/o.npy")
     with pytest.raises(BadRequest, match="'first' needs 'images'"):
-        contract.parse_request(good_request(first="instant"))
+        messages.parse_request(good_request(first="instant"))
     with pytest.raises(BadRequest, match="'first' 'draft' unknown; use \"instant\""):
-        contract.parse_request(good_request(first="draft", images={"every": 1, "dir": "/t"}))
+        messages.parse_request(good_request(first="draft", images={"every": 1, "dir": "/t"}))

@@ -9,7 +9,9 @@ import torch
 from PIL import Image
 
 import stylecore
-from stylecore import Cancelled, Stylizer, engine, vgg
+from stylecore import Cancelled, Stylizer
+from stylecore.engine.optimize import vgg
+from stylecore.models import vgg_weights
 
 from .conftest import gradient_image
 
@@ -23,7 +25,7 @@ def test_the_weights_are_loaded_once_for_many_runs(monkeypatch, quick):
         loads.append(arch)
         return vgg.random_state(arch)
 
-    monkeypatch.setattr(engine.weights_mod, "load_weights", counting_load)
+    monkeypatch.setattr(vgg_weights, "load_weights", counting_load)
     stylizer = Stylizer(device="cpu")
     for strength in (40, 80):
         stylizer.stylize(gradient_image(40, 30), STYLE, strength=strength, preset=quick)
@@ -115,7 +117,7 @@ def test_on_image_gets_every_evaluation_at_the_current_scale_size(random_engine_
         assert image.shape == (p.height, p.width, 3) and image.dtype == np.float32
         assert 0.0 <= image.min() and image.max() <= 1.0
     # colors are put back already: the last image has the content's chroma, as the final result does
-    from stylecore.color import to_yiq
+    from stylecore.engine.color import to_yiq
 
     def chroma(a):
         return to_yiq(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None])[0, 1:]
@@ -130,7 +132,7 @@ def test_stylize_is_a_one_shot_stylizer(quick):
 
 
 def test_bad_options_are_refused_before_the_weights_are_read(monkeypatch):
-    monkeypatch.setattr(engine.weights_mod, "load_weights", lambda *a, **k: pytest.fail("weights read"))
+    monkeypatch.setattr(vgg_weights, "load_weights", lambda *a, **k: pytest.fail("weights read"))
     with pytest.raises(stylecore.BadInput, match="strength"):
         stylecore.stylize(gradient_image(), STYLE, strength=101)
 

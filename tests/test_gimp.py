@@ -28,10 +28,10 @@ VICTIM_TEXT = "not the plug-in's to touch\n"
 
 @pytest.fixture(scope="module", params=h.DISTS)
 def gimp(request, real_weights_available):
-    from stylecore import instant_weights, weights
+    from stylecore.models import instant_weights, vgg_weights
 
     g = h.Gimp(request.param)
-    g.prepare(weights.cache_path("vgg16"), instant_weights.verify().transform.parent)
+    g.prepare(vgg_weights.cache_path("vgg16"), instant_weights.verify().transform.parent)
     from PIL import Image
 
     Image.open(bench("tubingen.jpg")).convert("RGB").resize((256, 192), Image.LANCZOS).save(g.dir / "content.jpg", quality=95)

@@ -130,7 +130,7 @@ def load(path):
 
 @pytest.fixture(params=sorted(ROOTS, reverse=True))
 def sim(request, real_weights_available):
-    from stylecore import instant_weights, weights
+    from stylecore.models import instant_weights, vgg_weights
 
     dist = request.param
     root_script(dist, "provision")
@@ -146,7 +146,7 @@ def sim(request, real_weights_available):
         else:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
-    shutil.copy2(weights.cache_path("vgg16"), SHARE / "weights.npz")
+    shutil.copy2(vgg_weights.cache_path("vgg16"), SHARE / "vgg_weights.npz")
     shutil.copytree(instant_weights.verify().transform.parent, SHARE / "instant")  # as a user passes --instant
     shutil.copy(bench("tubingen.jpg"), SHARE / "content.jpg")
     shutil.copy(bench("starry_night.jpg"), SHARE / "style.jpg")
@@ -157,7 +157,7 @@ def sim(request, real_weights_available):
 
 def test_flatpak_install_check_plugin_and_python_change(sim):
     gimp_dir, py = sim.gimp_dir, sim.python
-    r = install_py(sim, "--no-demo", "--weights", str(SHARE / "weights.npz"), "--instant", str(SHARE / "instant"))
+    r = install_py(sim, "--no-demo", "--weights", str(SHARE / "vgg_weights.npz"), "--instant", str(SHARE / "instant"))
     assert r.returncode == 0, r.stderr
     assert f"Flatpak GIMP {sim.gimp_version}, will be created): {gimp_dir}" in r.stdout
     assert f"sandbox's Python {py}" in r.stdout  # built by the root's python3, not the host's
@@ -237,7 +237,7 @@ def test_folder_shared_with_a_distro_gimp_gets_both_workers(sim):
         sys.executable,
         "--vendor",
         "--weights",
-        str(SHARE / "weights.npz"),
+        str(SHARE / "vgg_weights.npz"),
         "--instant",
         str(SHARE / "instant"),
     )

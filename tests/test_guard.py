@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stylecore import hostenv
+from stylecore.protocol import host
 
 # A worker that ignores SIGTERM and stdin EOF, the worst case the guard must still end.
 STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(600)"
@@ -62,7 +62,7 @@ def workdir_with_files(tmp_path: Path) -> Path:
 def test_parent_killed_stops_the_worker_and_removes_the_folder(tmp_path):
     workdir = workdir_with_files(tmp_path)
     parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT, str(hostenv.GUARD), str(workdir), STUBBORN], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        [sys.executable, "-c", PARENT, str(host.GUARD), str(workdir), STUBBORN], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     guard = json.loads(parent.stdout.readline())["guard"]
     assert until(lambda: children(guard)), "the guard started no worker"
@@ -74,14 +74,14 @@ def test_parent_killed_stops_the_worker_and_removes_the_folder(tmp_path):
 
 
 def hostenv_grace() -> float:
-    from stylecore import guard
+    from stylecore.protocol import guard
 
     return guard.GRACE + 15
 
 
 def test_worker_that_exits_leaves_no_folder_and_its_status_is_passed_on(tmp_path):
     workdir = workdir_with_files(tmp_path)
-    cmd = [sys.executable, "-I", "-u", str(hostenv.GUARD), str(os.getpid()), str(workdir), "--"]
+    cmd = [sys.executable, "-I", "-u", str(host.GUARD), str(os.getpid()), str(workdir), "--"]
     r = subprocess.run(
         [*cmd, sys.executable, "-c", "import os, sys; print(os.getcwd()); sys.exit(3)"], capture_output=True, text=True
     )
@@ -93,7 +93,7 @@ def test_worker_that_exits_leaves_no_folder_and_its_status_is_passed_on(tmp_path
 
 
 def test_guard_refuses_a_command_line_it_does_not_understand(tmp_path):
-    r = subprocess.run([sys.executable, "-I", str(hostenv.GUARD), "x", str(tmp_path)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-I", str(host.GUARD), "x", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode != 0 and "usage: guard.py PARENT_PID WORKDIR -- WORKER_ARGV" in r.stderr
     assert tmp_path.exists()  # nothing removed on a bad call
 
@@ -102,7 +102,7 @@ def test_guard_refuses_a_command_line_it_does_not_understand(tmp_path):
 def test_sigterm_to_the_guard_stops_a_stubborn_worker_within_the_grace(tmp_path):
     workdir = workdir_with_files(tmp_path)
     proc = subprocess.Popen(
-        [sys.executable, "-I", "-u", str(hostenv.GUARD), str(os.getpid()), str(workdir), "--", sys.executable, "-c", STUBBORN],
+        [sys.executable, "-I", "-u", str(host.GUARD), str(os.getpid()), str(workdir), "--", sys.executable, "-c", STUBBORN],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )

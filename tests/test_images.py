@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylecore import StyledImage, images
-from stylecore.errors import BadInput
+from stylecore import StyledImage
+from stylecore.images import reading
+from stylecore.protocol.errors import BadInput
 
 
 def test_exif_orientation_is_applied(tmp_path):
@@ -16,7 +17,7 @@ def test_exif_orientation_is_applied(tmp_path):
     exif[0x0112] = 6  # rotate 90 on display
     p = tmp_path / "rot.jpg"
     img.save(p, exif=exif.tobytes())
-    assert images.load(p).size == (20, 40)
+    assert reading.load(p).size == (20, 40)
 
 
 def test_greyscale_palette_and_16bit_become_rgb(tmp_path):
@@ -24,10 +25,10 @@ def test_greyscale_palette_and_16bit_become_rgb(tmp_path):
     pal = Image.new("RGB", (30, 20), (10, 200, 30)).convert("P")
     g16 = Image.fromarray(np.full((20, 30), 65535 // 2, np.uint16))
     for img in (grey, pal, g16):
-        out = images.load(img)
+        out = reading.load(img)
         assert out.rgb.shape == (20, 30, 3) and out.rgb.dtype == np.float32
-    assert abs(images.load(g16).rgb.mean() - 0.5) < 0.01
-    assert np.allclose(images.load(pal).rgb[0, 0] * 255, pal.convert("RGB").getpixel((0, 0)), atol=0.5)
+    assert abs(reading.load(g16).rgb.mean() - 0.5) < 0.01
+    assert np.allclose(reading.load(pal).rgb[0, 0] * 255, pal.convert("RGB").getpixel((0, 0)), atol=0.5)
 
 
 def _s15(v: float) -> bytes:
@@ -65,19 +66,19 @@ def _srgb_encode(linear: np.ndarray) -> np.ndarray:
 def test_icc_profile_is_converted_to_srgb(tmp_path):
     path = tmp_path / "tagged.png"
     Image.new("RGB", (16, 16), (200, 60, 120)).save(path, icc_profile=swapped_primaries_profile())
-    out = images.load(path).rgb[0, 0]
+    out = reading.load(path).rgb[0, 0]
     expected = _srgb_encode(np.array([60, 200, 120]) / 255.0)  # red and green swapped, then sRGB's curve
     assert np.allclose(out, expected, atol=2 / 255), (out * 255, expected * 255)
     untagged = tmp_path / "plain.png"
     Image.new("RGB", (16, 16), (200, 60, 120)).save(untagged)
-    assert np.allclose(images.load(untagged).rgb[0, 0] * 255, [200, 60, 120], atol=0.01)
+    assert np.allclose(reading.load(untagged).rgb[0, 0] * 255, [200, 60, 120], atol=0.01)
 
 
 def test_uint16_and_float_arrays(tmp_path):
     a16 = np.full((10, 12, 3), 65535, np.uint16)
-    assert images.load(a16).rgb.max() == 1.0
+    assert reading.load(a16).rgb.max() == 1.0
     f = np.full((10, 12, 4), 0.25, np.float32)
-    out = images.load(f)
+    out = reading.load(f)
     assert out.alpha is not None and np.allclose(out.alpha, 0.25)
 
 
@@ -93,16 +94,16 @@ def test_bad_files_give_one_line_naming_the_file(tmp_path, make, match):
     p = tmp_path / "bad.png"
     make(p)
     with pytest.raises(BadInput, match=match) as info:
-        images.load(p)
+        reading.load(p)
     assert str(p) in str(info.value) and "\n" not in str(info.value)
 
 
 def test_tiny_empty_and_missing_inputs(tmp_path):
-    assert images.load(np.zeros((1, 1, 3), np.uint8)).size == (1, 1)  # the engine handles any size from 1x1
+    assert reading.load(np.zeros((1, 1, 3), np.uint8)).size == (1, 1)  # the engine handles any size from 1x1
     with pytest.raises(BadInput, match="empty"):
-        images.load(np.zeros((0, 5, 3), np.uint8))
+        reading.load(np.zeros((0, 5, 3), np.uint8))
     with pytest.raises(BadInput, match="not found"):
-        images.load(tmp_path / "nope.png")
+        reading.load(tmp_path / "nope.png")
 
 
 def test_save_is_atomic_and_refuses_to_overwrite_inputs(tmp_path, monkeypatch):
@@ -146,22 +147,22 @@ def _png_header(width: int, height: int) -> bytes:
 
 
 def test_more_pixels_than_the_memory_holds_are_refused_from_the_header(tmp_path, monkeypatch):
-    monkeypatch.setattr(images, "available_memory", lambda: 4 * 2**30)
+    monkeypatch.setattr(reading, "available_memory", lambda: 4 * 2**30)
     p = tmp_path / "declares-10000x10000.png"
     p.write_bytes(_png_header(10000, 10000))
     monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded before the size was checked"))
     with pytest.raises(BadInput) as caught:
-        images.load(p, "content image")
+        reading.load(p, "content image")
     message = str(caught.value)
     assert str(p) in message and "10000x10000 (100 MP), more than this machine can work on" in message
     assert "4.0 GiB" in message and "scale it down first" in message
 
 
 def test_the_pixel_limit_follows_the_free_memory(monkeypatch):
-    monkeypatch.setattr(images, "available_memory", lambda: 8 * 2**30)
-    assert images.pixel_limit() == 8 * 2**30 // images.BYTES_PER_PIXEL
-    monkeypatch.setattr(images, "available_memory", lambda: 2**50)
-    assert images.pixel_limit() == images.MAX_PIXELS
+    monkeypatch.setattr(reading, "available_memory", lambda: 8 * 2**30)
+    assert reading.pixel_limit() == 8 * 2**30 // reading.BYTES_PER_PIXEL
+    monkeypatch.setattr(reading, "available_memory", lambda: 2**50)
+    assert reading.pixel_limit() == reading.MAX_PIXELS
 
 
 def test_a_huge_file_that_is_no_image_is_refused_without_reading_it(tmp_path, monkeypatch):
@@ -170,11 +171,11 @@ def test_a_huge_file_that_is_no_image_is_refused_without_reading_it(tmp_path, mo
         fh.truncate(2 * 2**30)  # 2 GB of holes: no disk, but a whole read would take 2 GB of memory
     monkeypatch.setattr(type(p), "read_bytes", lambda self: pytest.fail("read whole"))
     with pytest.raises(BadInput, match="not an image file"):
-        images.load(p)
+        reading.load(p)
 
 
 def test_a_big_npy_is_checked_from_its_header(tmp_path, monkeypatch):
-    monkeypatch.setattr(images, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(reading, "available_memory", lambda: 2**30)
     p = tmp_path / "big.npy"
     header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 1, 4), np.float32))
     header["shape"] = (20000, 20000, 4)
@@ -182,10 +183,10 @@ def test_a_big_npy_is_checked_from_its_header(tmp_path, monkeypatch):
         np.lib.format.write_array_header_1_0(fh, header)
         fh.truncate(fh.tell() + 20000 * 20000 * 16)
     with pytest.raises(BadInput, match="20000x20000 .400 MP., more than this machine"):
-        images.load(p)
+        reading.load(p)
 
 
 @pytest.mark.parametrize("path", ["a\x00b.png", "\ud800.png"])
 def test_paths_no_file_system_can_hold_are_bad_input(tmp_path, path):
     with pytest.raises(BadInput, match="the path holds"):
-        images.load(str(tmp_path / path), "style image")
+        reading.load(str(tmp_path / path), "style image")

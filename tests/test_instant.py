@@ -10,9 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylecore import Stylizer, cli, color, instant, instant_weights, presets, resize, scales, stylize
-from stylecore import engine as engine_mod
-from stylecore.errors import Cancelled, WeightsUnavailable
+from stylecore import Stylizer, stylize
+from stylecore.engine import color, resize
+from stylecore.engine import stylizer as engine_mod
+from stylecore.engine.instant import network
+from stylecore.engine.optimize import coarse_to_fine
+from stylecore.frontends import cli
+from stylecore.models import instant_weights
+from stylecore.protocol import presets
+from stylecore.protocol.errors import Cancelled, WeightsUnavailable
 
 from .conftest import bench, gradient_image
 
@@ -22,7 +28,7 @@ real = pytest.mark.real_weights
 def _small(name: str, long_side: int) -> np.ndarray:
     rgb = np.asarray(Image.open(bench(name)).convert("RGB"), np.float32) / 255
     w, h = resize.fit((rgb.shape[1], rgb.shape[0]), long_side)
-    return scales.to_numpy(resize.bicubic(instant._to_tensor(rgb), w, h))
+    return coarse_to_fine.to_numpy(resize.bicubic(network._to_tensor(rgb), w, h))
 
 
 @pytest.fixture(scope="module")
@@ -107,13 +113,13 @@ def test_output_matches_the_reference_runtime_on_the_original_graph(engine):
     opts.log_severity_level = 3
     predict = ort.InferenceSession(str(files.predict), opts, providers=["CPUExecutionProvider"])
     transform = ort.InferenceSession(str(files.transform), opts, providers=["CPUExecutionProvider"])
-    numbers = predict.run(None, {"style_image": instant._square_view(painting, 1.0)[None]})[0]
+    numbers = predict.run(None, {"style_image": network._square_view(painting, 1.0)[None]})[0]
     reference = transform.run(None, {"content_image": photo[None], "mobilenet_conv/Conv/BiasAdd": numbers})[0][0]
     ours = _run(engine, photo, painting).rgb
     diff = np.abs(ours - reference)
     assert ours.shape == reference.shape == (384, 384, 3)
     assert diff.mean() < 0.05 and np.percentile(diff, 99) < 0.25
-    other = predict.run(None, {"style_image": instant._square_view(_small("the_scream.jpg", 512), 1.0)[None]})[0]
+    other = predict.run(None, {"style_image": network._square_view(_small("the_scream.jpg", 512), 1.0)[None]})[0]
     other_style = transform.run(None, {"content_image": photo[None], "mobilenet_conv/Conv/BiasAdd": other})[0][0]
     assert np.abs(other_style - reference).mean() > 2 * diff.mean()  # far closer than another painting's picture
 
@@ -132,15 +138,15 @@ def test_any_size_comes_back_at_its_own_size(engine, starry, size):
 def test_a_layer_bigger_than_a_tile_is_painted_in_tiles_without_a_seam(engine, starry, monkeypatch):
     content = _small("tubingen.jpg", 700)  # 700x525
     whole = _run(engine, content, starry).rgb
-    monkeypatch.setattr(instant, "TILE", 192)
+    monkeypatch.setattr(network, "TILE", 192)
     records = []
     tiled = engine.stylize(content, starry, preset="instant", strength=100, progress=records.append).rgb
     steps = [r for r in records if r.stage == "instant"]
     assert len(steps) > 4 and steps[-1].step == steps[-1].steps and records[-1].stage == "finish"
     assert np.abs(tiled - whole).max() < 1e-3  # the halo covers the network's reach: tiles agree exactly
-    monkeypatch.setattr(instant, "MOMENTS_SIDE", 352)  # moments measured on the picture at half its size
+    monkeypatch.setattr(network, "MOMENTS_SIDE", 352)  # moments measured on the picture at half its size
     shrunk = _run(engine, content, starry).rgb
-    grid = instant._grid(528, 700, wrap=False)
+    grid = network._grid(528, 700, wrap=False)
     edges = sorted({t.x0 for t in grid.tiles} - {0})
     jumps = np.abs(np.diff(shrunk, axis=1)).mean(axis=(0, 2))  # jump between column c and c+1
     assert max(jumps[x - 1] for x in edges) < 1.5 * np.median(jumps)
@@ -157,7 +163,7 @@ def test_alpha_passes_through(engine, starry):
 @real
 def test_preserve_colors_keeps_the_photos_chroma(engine, photo, starry):
     def chroma(rgb):
-        return color.to_yiq(instant._to_tensor(rgb))[:, 1:].numpy()
+        return color.to_yiq(network._to_tensor(rgb))[:, 1:].numpy()
 
     kept = _run(engine, photo, starry, preserve_colors=True).rgb
     painted = _run(engine, photo, starry).rgb
@@ -200,7 +206,7 @@ def test_on_image_gets_the_result_and_cancel_is_honoured_between_tiles(engine, p
     seen = []
     out = engine.stylize(photo, starry, preset="instant", on_image=seen.append)
     assert len(seen) == 1 and np.array_equal(seen[0], out.rgb)
-    monkeypatch.setattr(instant, "TILE", 64)
+    monkeypatch.setattr(network, "TILE", 64)
     stop = threading.Event()
     records = []
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from stylecore import lbfgs
+from stylecore.engine.optimize import lbfgs
 
 SHAPE = (1, 3, 4, 5)
 

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from stylecore import losses
+from stylecore.engine.optimize import losses
 
 
 def test_gram_is_normalised_pairwise_dot_products_of_flattened_maps():
@@ -64,7 +64,7 @@ def test_blended_style_target_is_weighted_mean():
 
 
 def test_the_pixels_tap_holds_the_colors_mean_and_second_moments():
-    from stylecore import vgg
+    from stylecore.engine.optimize import vgg
 
     torch.manual_seed(3)
     image = torch.rand(1, 3, 20, 24)
@@ -79,7 +79,8 @@ def test_the_pixels_tap_holds_the_colors_mean_and_second_moments():
 def test_the_color_term_gives_the_result_the_paintings_palette(monkeypatch):
     """A reddish photo in a bluish painting's style: with the pixels term the result's palette (mean and spread)
     moves to the painting's, which the VGG layers alone did not do for real photos (issue 9)."""
-    from stylecore import objective, scales, stylize
+    from stylecore import stylize
+    from stylecore.engine.optimize import coarse_to_fine, objective
 
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:48, 0:64]
@@ -88,8 +89,8 @@ def test_the_color_term_gives_the_result_the_paintings_palette(monkeypatch):
     photo = np.clip(photo + rng.normal(0, 0.03, photo.shape), 0, 1).astype(np.float32)
     painting = np.clip(painting + rng.normal(0, 0.03, painting.shape), 0, 1).astype(np.float32)
 
-    # the term on its own: without the start moved to the painting's palette (scales.Content.toward_palette)
-    monkeypatch.setattr(scales.Content, "toward_palette", lambda self, gram, share: self)
+    # the term on its own: without the start moved to the painting's palette (coarse_to_fine.Content.toward_palette)
+    monkeypatch.setattr(coarse_to_fine.Content, "toward_palette", lambda self, gram, share: self)
 
     def palette_gap(weights):
         monkeypatch.setattr(objective, "STYLE_LAYER_WEIGHTS", weights)
@@ -107,14 +108,14 @@ def test_the_color_term_gives_the_result_the_paintings_palette(monkeypatch):
 
 
 def _painting_pixel_gram(painting: torch.Tensor) -> torch.Tensor:
-    from stylecore import vgg
+    from stylecore.engine.optimize import vgg
 
     net = vgg.VGGFeatures(vgg.random_state(), [vgg.PIXELS, "relu1_1"])
     return losses.gram(net(painting)[vgg.PIXELS])[0]
 
 
 def test_match_palette_gives_the_picture_the_paintings_color_mean_and_covariance():
-    from stylecore import color
+    from stylecore.engine import color
 
     torch.manual_seed(5)
     photo = (torch.rand(1, 3, 40, 50) * 0.5 + torch.tensor([0.4, 0.2, 0.1])[None, :, None, None]).clamp(0, 1)
@@ -136,7 +137,7 @@ def test_match_palette_gives_the_picture_the_paintings_color_mean_and_covariance
 
 
 def test_a_black_and_white_painting_leaves_no_color_in_the_start():
-    from stylecore import color
+    from stylecore.engine import color
 
     torch.manual_seed(6)
     photo = torch.rand(1, 3, 32, 32)

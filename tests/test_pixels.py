@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stylecore import pixels
-from stylecore.pixels import PayloadError, Pixels
-from stylecore.pixels_np import from_array, from_float32, to_array, to_float32
+from stylecore.images.arrays import from_array, from_float32, to_array, to_float32
+from stylecore.protocol import pixels
+from stylecore.protocol.pixels import PayloadError, Pixels
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,7 @@ import worker_client as wc  # noqa: E402
 
 sys.path.remove(str(PLUGIN_DIR))
 
-from stylecore import contract, hostenv  # noqa: E402
+from stylecore.protocol import errors, host, messages, option_table, presets  # noqa: E402
 
 
 class RecordingProcedure:
@@ -100,9 +100,9 @@ def test_plugin_module_imports_without_gimp_and_builds_requests():
     assert plugin.PROC_NAME == "python-fu-style-transfer"
     options = settings.options_from(config_getter(strength=55.0, **{"preserve-colors": True, "quality": "draft"}))
     request = settings.build_request("r1", "/t/c.npy", [("/s/a.jpg", 0.75), ("/t/s.npy", 0.25)], options, "/t/o.npy")
-    parsed = contract.parse_request(json.loads(json.dumps(request)))  # what the worker reads
+    parsed = messages.parse_request(json.loads(json.dumps(request)))  # what the worker reads
     assert parsed.styles == (("/s/a.jpg", 0.75), ("/t/s.npy", 0.25)) and parsed.output == "/t/o.npy"
-    assert dict(parsed.options) == {**contract.defaults(o for o in contract.OPTIONS if o.gimp), "strength": 55.0,
+    assert dict(parsed.options) == {**option_table.defaults(o for o in option_table.OPTIONS if o.gimp), "strength": 55.0,
                                     "preserve_colors": True, "preset": "draft"}  # fmt: skip
     assert "images" not in request
     preview = settings.build_request("p1", "/t/c.npy", [("/s/a.jpg", 1.0)], options, "/t/p.npy", preview_dir="/t")
@@ -123,16 +123,16 @@ def test_plugin_module_imports_without_gimp_and_builds_requests():
 @pytest.mark.parametrize("name, value, words", [("working-size", 20, "working_size 20 is outside 64..8192"),
                                                 ("quality", "fastest", "preset 'fastest' unknown")])  # fmt: skip
 def test_a_bad_setting_is_refused_before_any_worker_starts(name, value, words):
-    with pytest.raises(contract.BadRequest, match=words):
+    with pytest.raises(errors.BadRequest, match=words):
         settings.options_from(config_getter(**{name: value}))
 
 
 def test_plugin_and_engine_agree_on_every_option_preset_and_device():
-    from stylecore import device, presets
-    from stylecore.options import StyleOptions
+    from stylecore.engine import device
+    from stylecore.engine.options import StyleOptions
 
     args = {a.name: a for a in settings.arguments()}
-    offered = {o.gimp: o for o in contract.OPTIONS if o.gimp}
+    offered = {o.gimp: o for o in option_table.OPTIONS if o.gimp}
     assert {a.option for a in args.values() if a.option} == {o.name for o in offered.values()}
     for gimp_name, opt in offered.items():
         arg = args[gimp_name]
@@ -140,13 +140,13 @@ def test_plugin_and_engine_agree_on_every_option_preset_and_device():
         assert arg.default == (0 if opt.default is None else opt.default), gimp_name
         if arg.kind in ("int", "double"):
             assert (arg.minimum, arg.maximum) == (0 if opt.nullable else opt.minimum, opt.maximum), gimp_name
-    assert [n for n, _ in args["quality"].choices] == list(presets.PRESETS) == [n for n, _ in contract.PRESETS]
+    assert [n for n, _ in args["quality"].choices] == list(presets.PRESETS) == [n for n, _ in presets.PRESETS]
     for name, _ in args["device"].choices:  # the engine takes every device the dialog offers
-        assert contract.option("device").problem(name) is None, name
+        assert option_table.option("device").problem(name) is None, name
     assert str(device.pick_device("cpu")) == "cpu"
-    assert [n for n, _ in args["device"].choices] == [n for n, _ in contract.DEVICES]
+    assert [n for n, _ in args["device"].choices] == [n for n, _ in option_table.DEVICES]
     engine_defaults = StyleOptions()
-    for opt in contract.RUN_OPTIONS:
+    for opt in option_table.RUN_OPTIONS:
         if hasattr(engine_defaults, opt.name):
             assert getattr(engine_defaults, opt.name) == opt.default, opt.name
     # what GIMP is asked to register: the same names, ranges and defaults, in the order scripts rely on
@@ -160,11 +160,11 @@ def test_plugin_and_engine_agree_on_every_option_preset_and_device():
     calls = {call[0]: (method, call) for method, call in proc.calls}
     assert calls["strength"] == (
         "add_double_argument",
-        ("strength", "S_trength", contract.option("strength").help, 0, 100, 70.0, "rw"),
+        ("strength", "S_trength", option_table.option("strength").help, 0, 100, 70.0, "rw"),
     )
     assert calls["working-size"][1][3:6] == (0, 8192, 0) and calls["seed"][1][3:6] == (0, 2**31 - 1, 0)
     quality_choice = calls["quality"][1][3]
-    assert [c[1][0] for c in quality_choice.calls] == [n for n, _ in contract.PRESETS] and calls["quality"][1][4] == "balanced"
+    assert [c[1][0] for c in quality_choice.calls] == [n for n, _ in presets.PRESETS] and calls["quality"][1][4] == "balanced"
 
 
 # --- .npy without numpy ---------------------------------------------------------------------------------
@@ -244,17 +244,17 @@ def test_config_problems_are_one_line_messages_that_name_the_repair(tmp_path):
         if path is None:
             path = str(tmp_path / "broken.json")
             Path(path).write_text("{not json")
-        with pytest.raises(hostenv.ConfigError) as err:
-            hostenv.load_config(path)
+        with pytest.raises(host.ConfigError) as err:
+            host.load_config(path)
         message = str(err.value)
         assert words in message and "\n" not in message, (what, message)
-        assert (repair if what in ("no python", "relative", "gone") else hostenv.DEFAULT_REPAIR) in message, (what, message)
+        assert (repair if what in ("no python", "relative", "gone") else host.DEFAULT_REPAIR) in message, (what, message)
 
 
 def test_config_without_the_newer_keys_is_accepted(tmp_path):
-    config = hostenv.load_config(write_config(tmp_path, python=sys.executable, pythonpath=""))
-    assert config == hostenv.WorkerConfig(sys.executable, "", "", "native", hostenv.DEFAULT_REPAIR)
-    full = hostenv.load_config(
+    config = host.load_config(write_config(tmp_path, python=sys.executable, pythonpath=""))
+    assert config == host.WorkerConfig(sys.executable, "", "", "native", host.DEFAULT_REPAIR)
+    full = host.load_config(
         write_config(
             tmp_path, python=sys.executable, pythonpath="/e", python_version="3.13", layout="flatpak", repair="flatpak run x"
         )
@@ -287,33 +287,33 @@ def test_environment_is_cleaned_of_gimps_python_and_loader_variables():
         "APPDIR": "/tmp/.mount",
         "STYLECORE_CACHE": "/installer/shell/cache",  # the installer's shell: GIMP from the desktop has none
     }
-    env = hostenv.worker_environment(gimp_env, "")
+    env = host.worker_environment(gimp_env, "")
     assert env == {k: gimp_env[k] for k in ("PATH", "HOME", "TMPDIR", "LANG", "DISPLAY")}
     assert (
-        hostenv.worker_environment(gimp_env, "/gimp/plug-ins/style-transfer/engine")["PYTHONPATH"]
+        host.worker_environment(gimp_env, "/gimp/plug-ins/style-transfer/engine")["PYTHONPATH"]
         == "/gimp/plug-ins/style-transfer/engine"
     )
 
 
 def test_worker_command_is_the_absolute_interpreter_run_through_the_guard_file():
-    config = hostenv.WorkerConfig("/opt/py/bin/python3", "/e")
-    assert hostenv.worker_command(config) == ["/opt/py/bin/python3", "-u", "-m", "stylecore", "worker"]
-    cmd = hostenv.guarded_command(config, "/tmp/stylecore-gimp-1-x", 1234)
-    assert cmd[:4] == ["/opt/py/bin/python3", "-I", "-u", str(hostenv.GUARD)] and hostenv.GUARD.is_file()
-    assert cmd[4:7] == ["1234", "/tmp/stylecore-gimp-1-x", "--"] and cmd[7:] == hostenv.worker_command(config)
+    config = host.WorkerConfig("/opt/py/bin/python3", "/e")
+    assert host.worker_command(config) == ["/opt/py/bin/python3", "-u", "-m", "stylecore", "worker"]
+    cmd = host.guarded_command(config, "/tmp/stylecore-gimp-1-x", 1234)
+    assert cmd[:4] == ["/opt/py/bin/python3", "-I", "-u", str(host.GUARD)] and host.GUARD.is_file()
+    assert cmd[4:7] == ["1234", "/tmp/stylecore-gimp-1-x", "--"] and cmd[7:] == host.worker_command(config)
 
 
 def test_one_cache_rule_for_weights_logs_and_the_installer(monkeypatch, tmp_path):
-    from stylecore import weights
+    from stylecore.models import vgg_weights
 
     monkeypatch.delenv("STYLECORE_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert weights.cache_dir() == hostenv.stylecore_cache() == tmp_path / "xdg" / "stylecore"
+    assert vgg_weights.cache_dir() == host.stylecore_cache() == tmp_path / "xdg" / "stylecore"
     fd, log = wc.open_run_log()
     os.close(fd)
     assert Path(log).parent == tmp_path / "xdg" / "stylecore" / "gimp-logs"
     monkeypatch.setenv("STYLECORE_CACHE", str(tmp_path / "own"))
-    assert weights.cache_dir() == hostenv.stylecore_cache() == tmp_path / "own"
+    assert vgg_weights.cache_dir() == host.stylecore_cache() == tmp_path / "own"
 
 
 # --- private files ---------------------------------------------------------------------------------------
@@ -499,7 +499,7 @@ def test_killing_the_plugin_mid_run_leaves_no_files_and_no_worker(fake):
     """GIMP's Cancel kills the plug-in: the guard must still remove the temp dir, even from a worker that ignores EOF and SIGTERM."""
     fake.mode.write_text("slow")
     driver = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, str(PLUGIN_DIR), fake.config, str(Path(hostenv.__file__).parents[1])],
+        [sys.executable, "-c", DRIVER, str(PLUGIN_DIR), fake.config, str(Path(host.__file__).parents[1])],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -8,7 +8,10 @@ import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_png
 
-from stylecore import StyledImage, bitdepth, cli, engine, images
+from stylecore import StyledImage
+from stylecore.engine import stylizer
+from stylecore.frontends import cli
+from stylecore.images import bitdepth, reading
 
 from .conftest import gradient_image
 
@@ -34,7 +37,7 @@ def test_a_16bit_png_is_written_and_read_back_exactly(tmp_path):
     path = StyledImage(values, source_bits=16).save(tmp_path / "g.png")
     raw = _read_png16(path)  # an independent decoder (libpng via torchvision)
     assert raw.dtype == np.uint16 and np.array_equal(raw, bitdepth.quantize(values, 16))
-    loaded = images.load(path)
+    loaded = reading.load(path)
     assert loaded.bits == 16 and np.array_equal(loaded.rgb, raw.astype(np.float32) / 65535)
     assert _off_the_8bit_grid(loaded.rgb) > 0.5
 
@@ -55,7 +58,7 @@ def test_a_16bit_tiff_holds_every_bit(tmp_path):
 @pytest.fixture
 def random_cli(monkeypatch, quick):
     # the CLI offers the contract's presets only: the test's quick one is put in beneath it
-    monkeypatch.setattr(cli, "stylize", lambda *a, **k: engine.stylize(*a, **{**k, "random_weights": True, "preset": quick}))
+    monkeypatch.setattr(cli, "stylize", lambda *a, **k: stylizer.stylize(*a, **{**k, "random_weights": True, "preset": quick}))
     return ["-q"]
 
 
@@ -74,7 +77,7 @@ def test_16bit_content_gives_a_16bit_result_by_default(random_cli, tmp_path):
 
 
 def test_the_result_is_float32_off_the_8bit_grid(quick):
-    out = engine.stylize(_gradient16(), gradient_image(30, 30, seed=1), preset=quick, random_weights=True, device="cpu")
+    out = stylizer.stylize(_gradient16(), gradient_image(30, 30, seed=1), preset=quick, random_weights=True, device="cpu")
     assert out.rgb.dtype == np.float32 and out.source_bits == 32
     assert _off_the_8bit_grid(out.rgb) > 0.5
     buf = io.BytesIO()

@@ -2,8 +2,10 @@
 
 import pytest
 
-from stylecore import StyleOptions, contract, presets, scales
-from stylecore.errors import BadInput
+from stylecore import StyleOptions
+from stylecore.engine.optimize import coarse_to_fine
+from stylecore.protocol import option_table, presets
+from stylecore.protocol.errors import BadInput
 
 
 def test_the_draft_schedule_is_a_quick_preview():
@@ -11,9 +13,9 @@ def test_the_draft_schedule_is_a_quick_preview():
     assert steps[0][0] == 128 and steps[-1][0] == 256  # coarse to fine, ending at the draft's working size
     assert [e for _, e in steps] == sorted((e for _, e in steps), reverse=True)  # most evaluations where they are cheap
     assert sum(e for _, e in steps) <= 40
-    plan = scales.plan((4000, 3000), StyleOptions(preset="draft"), tile_side=1024)
+    plan = coarse_to_fine.plan((4000, 3000), StyleOptions(preset="draft"), tile_side=1024)
     assert (plan[-1].width, plan[-1].height) == (256, 192) and all(s.grid is None for s in plan)
-    small = scales.plan((200, 100), StyleOptions(preset="draft"), tile_side=1024)
+    small = coarse_to_fine.plan((200, 100), StyleOptions(preset="draft"), tile_side=1024)
     assert (small[-1].width, small[-1].height) == (200, 100)  # never above the layer's own size
 
 
@@ -23,15 +25,15 @@ def test_best_preset_climbs_to_the_layer_size_in_doublings_above_its_base_size()
     evals = [e for _, e in steps]
     assert evals == sorted(evals, reverse=True)  # coarse scales, where each evaluation is cheap, get most
     assert presets.schedule(presets.PRESETS["balanced"], 1024)[-1] == (1024, 6)
-    plan = scales.plan((6000, 4000), StyleOptions(preset="best"), tile_side=1024)
+    plan = coarse_to_fine.plan((6000, 4000), StyleOptions(preset="best"), tile_side=1024)
     assert plan[-1].grid is not None and (plan[-1].width, plan[-1].height) == (6000, 4000)  # tiled at the top
 
 
 def test_thin_layers_are_planned_at_the_smallest_size_the_network_takes():
-    plan = scales.plan((3, 2000), StyleOptions(preset="draft"), tile_side=1024)
+    plan = coarse_to_fine.plan((3, 2000), StyleOptions(preset="draft"), tile_side=1024)
     assert all(s.width >= 16 and s.height >= 16 for s in plan)
     assert plan[-1].height == 256
-    seamless = scales.plan((100, 70), StyleOptions(preset="draft", seamless=True), tile_side=1024)
+    seamless = coarse_to_fine.plan((100, 70), StyleOptions(preset="draft", seamless=True), tile_side=1024)
     assert all(s.width % 16 == 0 and s.height % 16 == 0 for s in seamless)
 
 
@@ -55,17 +57,17 @@ def test_options_are_validated_once_when_made(options, match):
 
 
 def test_style_options_are_the_contracts_run_options():
-    """The typed fields spell out contract.RUN_OPTIONS: same names, order and defaults."""
+    """The typed fields spell out option_table.RUN_OPTIONS: same names, order and defaults."""
     import dataclasses
 
     fields = dataclasses.fields(StyleOptions)
-    assert [f.name for f in fields] == [o.name for o in contract.RUN_OPTIONS]
-    assert [f.default for f in fields] == [o.default for o in contract.RUN_OPTIONS]
-    assert StyleOptions().strength == 70 == contract.option("strength").default
+    assert [f.name for f in fields] == [o.name for o in option_table.RUN_OPTIONS]
+    assert [f.default for f in fields] == [o.default for o in option_table.RUN_OPTIONS]
+    assert StyleOptions().strength == 70 == option_table.option("strength").default
 
 
 def test_the_engine_presets_are_the_ones_every_front_end_offers():
-    assert list(presets.PRESETS) == [name for name, _ in contract.PRESETS] == list(contract.option("preset").choices)
+    assert list(presets.PRESETS) == [name for name, _ in presets.PRESETS] == list(option_table.option("preset").choices)
 
 
 def test_unknown_keywords_are_refused_not_ignored():

@@ -19,10 +19,10 @@ pytestmark = [pytest.mark.gimp, pytest.mark.skipif(os.geteuid() != 0, reason="th
 
 @pytest.fixture(scope="module")
 def root(real_weights_available):
-    from stylecore import instant_weights, weights
+    from stylecore.models import instant_weights, vgg_weights
 
     gimp = h.Gimp("trixie")
-    gimp.prepare(weights.cache_path("vgg16"), instant_weights.verify().transform.parent)
+    gimp.prepare(vgg_weights.cache_path("vgg16"), instant_weights.verify().transform.parent)
     gimp.chroot("apt-get", "install", "-y", "-qq", "--no-install-recommends", "xvfb", "xauth", timeout=900)
     shutil.copy(bench("tubingen.jpg"), gimp.dir / "content.jpg")
     shutil.copy(bench("starry_night.jpg"), gimp.dir / "style.jpg")

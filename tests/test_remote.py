@@ -1,4 +1,4 @@
-"""stylecore/remote.py: destinations, the ssh command line, and each ssh failure as one line, through a real sshd."""
+"""stylecore/ssh.py: destinations, the ssh command line, and each ssh failure as one line, through a real sshd."""
 
 import json
 import subprocess
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stylecore import pixels, remote
-from stylecore.pixels_np import from_array, to_array
-from stylecore.remote import Destination, RemoteError
+from stylecore.images.arrays import from_array, to_array
+from stylecore.protocol import pixels, ssh
+from stylecore.protocol.ssh import Destination, RemoteError
 from tests.sshd import free_port, keygen
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
     ],
 )
 def test_destinations(text, expected):
-    assert remote.parse_destination(text) == expected
+    assert ssh.parse_destination(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -52,13 +52,13 @@ def test_destinations(text, expected):
 )
 def test_bad_destinations_are_one_line(text, message):
     with pytest.raises(RemoteError, match=message) as info:
-        remote.parse_destination(text)
+        ssh.parse_destination(text)
     assert "\n" not in str(info.value)
 
 
 def test_destination_round_trips_as_text():
     for text in ("me@gpu:2222", "me@[::1]:2222", "gpu"):
-        assert str(remote.parse_destination(text)) == text
+        assert str(ssh.parse_destination(text)) == text
 
 
 @pytest.mark.parametrize(
@@ -75,23 +75,23 @@ def test_destination_round_trips_as_text():
 )
 def test_ssh_options_are_checked(text, message):
     if message is None:
-        assert remote.parse_ssh_option(text) == text  # one argv element: ssh sees a single odd value, not an option
+        assert ssh.parse_ssh_option(text) == text  # one argv element: ssh sees a single odd value, not an option
         return
     with pytest.raises(RemoteError, match=message):
-        remote.parse_ssh_option(text)
+        ssh.parse_ssh_option(text)
 
 
 def test_ssh_argv_shape():
-    argv = remote.ssh_argv(
+    argv = ssh.ssh_argv(
         Destination("gpu", "me", 2222), ["/opt/sc/python", "-u", "-m", "stylecore", "worker"], options=["IdentityFile=~/k"]
     )
     assert argv[:4] == ["ssh", "-T", "-o", "BatchMode=yes"]
     assert argv[argv.index("-p") + 1] == "2222"
     assert argv.index("BatchMode=yes") < argv.index("IdentityFile=~/k")  # ssh keeps the first value it gets
     assert argv[-3:] == ["me@gpu", "--", "/opt/sc/python -u -m stylecore worker"]
-    assert remote.ssh_argv(Destination("gpu"), "python3 -m stylecore worker")[-1] == "python3 -m stylecore worker"
+    assert ssh.ssh_argv(Destination("gpu"), "python3 -m stylecore worker")[-1] == "python3 -m stylecore worker"
     with pytest.raises(RemoteError, match="no remote worker command"):
-        remote.ssh_argv(Destination("gpu"), " ")
+        ssh.ssh_argv(Destination("gpu"), " ")
 
 
 @pytest.mark.parametrize(
@@ -104,24 +104,24 @@ def test_ssh_argv_shape():
     ],
 )
 def test_network_failures_that_need_a_network_are_classified_from_stderr(stderr, message):
-    assert message in remote.explain_failure(255, stderr, Destination("gpu"), ready=False)
+    assert message in ssh.explain_failure(255, stderr, Destination("gpu"), ready=False)
 
 
 def test_the_workers_own_exit_is_not_an_ssh_failure():
-    assert remote.explain_failure(0, "", Destination("gpu"), ready=True) is None
-    assert remote.explain_failure(2, "stylecore worker: bad input\n", Destination("gpu"), ready=True) is None
+    assert ssh.explain_failure(0, "", Destination("gpu"), ready=True) is None
+    assert ssh.explain_failure(2, "stylecore worker: bad input\n", Destination("gpu"), ready=True) is None
 
 
 # -- through a real OpenSSH server on 127.0.0.1 -------------------------------------------------------------
 
 
 def run_ssh(server, command, *, destination=None, timeout=60, **option_overrides):
-    argv = remote.ssh_argv(destination or server.destination, command, options=server.options(**option_overrides))
+    argv = ssh.ssh_argv(destination or server.destination, command, options=server.options(**option_overrides))
     return subprocess.run(argv, capture_output=True, timeout=timeout)
 
 
 def explain(server, result, *, ready=False, destination=None):
-    message = remote.explain_failure(result.returncode, result.stderr.decode(), destination or server.destination, ready=ready)
+    message = ssh.explain_failure(result.returncode, result.stderr.decode(), destination or server.destination, ready=ready)
     assert message is not None and "\n" not in message, message
     return message
 
@@ -172,7 +172,7 @@ ECHO_LOOP = "import sys\nfor line in sys.stdin:\n    sys.stdout.write(line)\n   
 
 
 def test_dropped_connection_mid_run(sshd):
-    argv = remote.ssh_argv(sshd.destination, ["python3", "-c", ECHO_LOOP], options=sshd.options())
+    argv = ssh.ssh_argv(sshd.destination, ["python3", "-c", ECHO_LOOP], options=sshd.options())
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         proc.stdin.write(b'{"event": "ready"}\n')
@@ -187,12 +187,12 @@ def test_dropped_connection_mid_run(sshd):
         proc.kill()
         proc.wait()
     assert returncode == 255
-    message = remote.explain_failure(returncode, stderr, sshd.destination, ready=True)
+    message = ssh.explain_failure(returncode, stderr, sshd.destination, ready=True)
     assert message.startswith(f"{sshd.destination}: the connection dropped mid-run"), message
 
 
 def test_stop_leaves_nothing_running(sshd):
-    argv = remote.ssh_argv(sshd.destination, "sleep 600", options=sshd.options())
+    argv = ssh.ssh_argv(sshd.destination, "sleep 600", options=sshd.options())
     client = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while not any(_cmdline(pid).startswith(b"sleep") for pid in sshd.session_pids()):
@@ -240,7 +240,7 @@ def test_pixels_round_trip_through_ssh_byte_exact(sshd, sample):
         array = (array * 65535).astype(np.uint16)
     descriptor, payload = pixels.encode(from_array(array))
     header = json.dumps({"pixels": descriptor, "bytes": len(payload)}).encode() + b"\n"
-    argv = remote.ssh_argv(sshd.destination, ["python3", "-c", ECHO_PIXELS], options=sshd.options())
+    argv = ssh.ssh_argv(sshd.destination, ["python3", "-c", ECHO_PIXELS], options=sshd.options())
     result = subprocess.run(argv, input=header + payload, capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr.decode()
     line, _, body = result.stdout.partition(b"\n")

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylecore import contract, pixels
-from stylecore.pixels_np import from_array, to_array
-from stylecore.remote_worker import Connection, RemoteFailure, Target
+from stylecore.images.arrays import from_array, to_array
+from stylecore.protocol import errors, messages, pixels
+from stylecore.protocol.client import Connection, RemoteFailure, Target
 from tests.sshd import keygen
 
 from .conftest import gradient_image
@@ -44,7 +44,7 @@ def off_grid(values: np.ndarray) -> float:
 
 
 def request(rid: str, rgba: np.ndarray, style: np.ndarray, **extra) -> tuple[dict, bytes | None]:
-    obj, payload = contract.stylize_message(rid, from_array(rgba), [(from_array(style), 1.0)], QUICK, None)
+    obj, payload = messages.build_request(rid, from_array(rgba), [(from_array(style), 1.0)], QUICK, None)
     obj.update(extra)
     return obj, payload
 
@@ -61,7 +61,7 @@ def test_preview_then_full_run_with_inline_pixels_keep_float_precision(sshd):
     rgba, style = float_layer(), gradient_image(40, 40, seed=5)
     with Connection(target(sshd)) as conn:
         ready = conn.wait_ready()
-        assert ready["protocol"] == contract.PROTOCOL and ready["version"] == contract.VERSION
+        assert ready["protocol"] == messages.PROTOCOL and ready["version"] == messages.VERSION
         assert ready["device"] == "cpu" and ready["gpu"] is None
         images = []
         preview, payload = request("p1", rgba, style, images={"every": 1})
@@ -82,7 +82,7 @@ def test_cancel_then_the_worker_goes_on(sshd):
     rgba, style = float_layer(), gradient_image(40, 40, seed=5)
     with Connection(target(sshd)) as conn:
         conn.wait_ready()
-        long_run, payload = contract.stylize_message("c1", from_array(rgba), [(from_array(style), 1.0)], {"preset": "best"}, None)
+        long_run, payload = messages.build_request("c1", from_array(rgba), [(from_array(style), 1.0)], {"preset": "best"}, None)
         seen = []
 
         def cancel_on_first_progress(event, _payload):
@@ -102,7 +102,7 @@ def test_eof_or_a_dropped_link_mid_run_ends_the_remote_worker(sshd, how):
     conn = Connection(target(sshd))
     try:
         conn.wait_ready()
-        obj, payload = contract.stylize_message("long", from_array(rgba), [(from_array(style), 1.0)], {"preset": "best"}, None)
+        obj, payload = messages.build_request("long", from_array(rgba), [(from_array(style), 1.0)], {"preset": "best"}, None)
 
         def stop_on_first_progress(event, _payload):
             if how == "eof":
@@ -142,11 +142,11 @@ def test_missing_remote_command_is_one_line(sshd):
 
 
 def test_version_mismatch_says_what_to_upgrade():
-    older = contract.ready_problem({"protocol": contract.PROTOCOL - 1, "version": "0.0.1"}, "me@gpu")
+    older = messages.ready_problem({"protocol": messages.PROTOCOL - 1, "version": "0.0.1"}, "me@gpu")
     assert older and "upgrade stylecore on me@gpu" in older
-    newer = contract.ready_problem({"protocol": contract.PROTOCOL + 1, "version": "99.0"}, "me@gpu")
+    newer = messages.ready_problem({"protocol": messages.PROTOCOL + 1, "version": "99.0"}, "me@gpu")
     assert newer and "upgrade stylecore on this computer" in newer
-    assert contract.ready_problem({"protocol": contract.PROTOCOL, "version": contract.VERSION}) is None
+    assert messages.ready_problem({"protocol": messages.PROTOCOL, "version": messages.VERSION}) is None
 
 
 def test_cli_remote_makes_the_same_image_as_the_engine_here(sshd, tmp_path, content_png, style_png):
@@ -170,7 +170,7 @@ def test_cli_remote_makes_the_same_image_as_the_engine_here(sshd, tmp_path, cont
 def test_cli_bad_destination_is_bad_input(tmp_path, content_png, style_png):
     argv = [sys.executable, "-m", "stylecore", str(content_png), str(style_png), "-o", str(tmp_path / "o.png"), "--remote", "a b"]
     run = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    assert run.returncode == contract.EXIT_BAD_INPUT and "is not a host name" in run.stderr
+    assert run.returncode == errors.EXIT_BAD_INPUT and "is not a host name" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
 
 
@@ -189,7 +189,7 @@ def test_cli_remote_failure_is_one_line_and_writes_nothing(sshd, tmp_path, conte
     ]
     argv += ["--remote-command", "/nonexistent/worker", *(x for o in sshd.options() for x in ("--ssh-option", o))]
     run = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    assert run.returncode == contract.EXIT_REMOTE
+    assert run.returncode == errors.EXIT_REMOTE
     assert "remote worker command was not found" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert not out.exists() and not list(Path(tmp_path).glob("out*"))
 
@@ -221,7 +221,7 @@ def test_plugin_client_previews_and_runs_remotely_in_band_leaving_no_files(sshd,
         assert "cpu" in settings.device_text(worker.ready, str(sshd.destination))
         rgba = float_layer()
         content = session.content("content.npy", 48, 40, 4, rgba.tobytes())
-        style = contract.EncodedFile("style.png", style_png.read_bytes())
+        style = messages.EncodedFile("style.png", style_png.read_bytes())
         assert isinstance(content, pixels.Pixels) and session.output("p1.npy") is None
         options = {**QUICK, "preset": "draft"}
         obj, payload = settings.build_message("p1", content, [(style, 1.0)], options, None, preview=True)
@@ -253,15 +253,15 @@ def test_plugin_remote_failures_are_one_line(sshd, tmp_path, monkeypatch):
 
 
 def test_install_check_remote_starts_the_printed_worker_command_and_reports_its_device(sshd):
-    from stylecore import hostenv
+    from stylecore.protocol import host
 
-    printed = hostenv.remote_worker_command(sys.executable)  # what install.py --no-plugin prints
+    printed = host.remote_worker_command(sys.executable)  # what install.py --no-plugin prints
     assert " -I -u -m stylecore worker" in printed
     argv = [sys.executable, str(Path(__file__).resolve().parents[1] / "install.py"), "--check", "--remote", str(sshd.destination)]
     argv += ["--remote-command", printed + " --random-weights", *(x for o in sshd.options() for x in ("--ssh-option", o))]
     run = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert f"worker on {sshd.destination}: stylecore {contract.VERSION} (protocol {contract.PROTOCOL}), device cpu" in run.stdout
+    assert f"worker on {sshd.destination}: stylecore {messages.VERSION} (protocol {messages.PROTOCOL}), device cpu" in run.stdout
     argv[argv.index("--remote-command") + 1] = "/nonexistent/python -m stylecore worker"
     run = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and "PROBLEM:" in run.stdout and "remote worker command was not found" in run.stdout

@@ -7,8 +7,8 @@ from PIL import Image
 
 import stylecore
 from stylecore import Cancelled, Progress
-from stylecore.errors import BadInput
-from stylecore.vgg import VGGFeatures, random_state
+from stylecore.engine.optimize.vgg import VGGFeatures, random_state
+from stylecore.protocol.errors import BadInput
 
 from .conftest import FAST, gradient_image
 
@@ -87,7 +87,7 @@ def test_several_styles_blend_and_weights_matter():
 def test_preserve_colors_keeps_the_content_chroma():
     content = gradient_image(48, 40)
     out = stylecore.stylize(content, gradient_image(30, 30, seed=1), preserve_colors=True, **FAST).rgb
-    from stylecore.color import to_yiq
+    from stylecore.engine.color import to_yiq
 
     def chroma(a):
         return to_yiq(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)[None])[0, 1:]
@@ -99,7 +99,7 @@ def test_a_black_and_white_painting_takes_the_color_out_from_the_first_step_and_
     """The palette moves with the brushwork: with an ink drawing's style the run starts from the photo drained toward
     grey (scales.Content.toward_palette) instead of fighting its colors all run long, a lower strength keeps more of
     them, and the finished picture is nearly grey."""
-    from stylecore.color import to_yiq
+    from stylecore.engine.color import to_yiq
 
     content = gradient_image(48, 40)
     ink = np.repeat(gradient_image(30, 30, seed=2).mean(2, keepdims=True), 3, axis=2)

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 import stylecore
-from stylecore import engine, losses, objective, presets, resize, scales, tiling, vgg
-from stylecore.vgg import VGGFeatures, random_state
+from stylecore.engine import resize, stylizer, tiling
+from stylecore.engine.optimize import coarse_to_fine, losses, objective, vgg
+from stylecore.engine.optimize.vgg import VGGFeatures, random_state
+from stylecore.protocol import presets
 
 from .conftest import gradient_image, offer_preset
 
@@ -36,7 +38,7 @@ def test_tiled_objective_equals_the_whole_image_objective(wrap, height, width, t
 
 def test_a_cancel_during_the_backward_pass_stops_the_evaluation_there():
     """A changed preview setting cancels the running preview; the next picture waits for that cancel to act."""
-    from stylecore.errors import Cancelled
+    from stylecore.protocol.errors import Cancelled
 
     torch.manual_seed(0)
     net = VGGFeatures(random_state(), objective.LAYERS)
@@ -101,7 +103,7 @@ def test_tiling_barely_changes_the_refined_picture(tiny_refining_preset, monkeyp
     records = []
     whole = np.asarray(stylecore.stylize(content, style, progress=records.append, **tiny_refining_preset).to_pil(), float)
     assert records[-2].width == 200  # optimised at the layer's own size
-    monkeypatch.setattr(engine, "tile_side", lambda rt: 64)  # 4x3 tiles at the top scale
+    monkeypatch.setattr(stylizer, "tile_side", lambda rt: 64)  # 4x3 tiles at the top scale
     tiled = np.asarray(stylecore.stylize(content, style, **tiny_refining_preset).to_pil(), float)
     plain = np.asarray(stylecore.stylize(content, style, working_size=64, **tiny_refining_preset).to_pil(), float)
     refined = np.abs(whole - plain).mean()
@@ -136,8 +138,8 @@ def test_seamless_output_wraps_without_a_seam():
 
 
 def test_cancel_is_polled_for_every_tile_of_a_long_evaluation(tiny_refining_preset, monkeypatch):
-    monkeypatch.setattr(engine, "tile_side", lambda rt: 64)
-    monkeypatch.setattr(scales, "HALO", 16)  # exactness is not under test here; small crops keep it quick
+    monkeypatch.setattr(stylizer, "tile_side", lambda rt: 64)
+    monkeypatch.setattr(coarse_to_fine, "HALO", 16)  # exactness is not under test here; small crops keep it quick
     content, style = gradient_image(200, 150), gradient_image(40, 40, seed=1)
     polls, records = [], []
     stylecore.stylize(content, style, progress=records.append, cancel=lambda: polls.append(1) and False, **tiny_refining_preset)
@@ -151,7 +153,7 @@ def test_cancel_is_polled_for_every_tile_of_a_long_evaluation(tiny_refining_pres
 
 
 def test_grid_and_seamless_mask_take_width_then_height_like_resize():
-    from stylecore import seamless
+    from stylecore.engine import seamless
 
     grid = tiling.make_grid(300, 100, 64, 8, 4)
     assert (grid.width, grid.height) == (300, 100)

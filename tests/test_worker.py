@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stylecore import contract
+from stylecore.protocol import errors, framing, messages
 
 from .conftest import gradient_image
 
@@ -34,7 +34,7 @@ class WorkerProcess:
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
-        reader = contract.MessageReader(self.proc.stdout)  # strict: every stdout line must be one JSON object
+        reader = framing.MessageReader(self.proc.stdout)  # strict: every stdout line must be one JSON object
         while message := reader.read():
             self.events.put(message.obj)
         self.events.put(None)
@@ -44,7 +44,7 @@ class WorkerProcess:
             self.proc.stdin.write(obj.encode("utf-8", "surrogatepass") + b"\n")
             self.proc.stdin.flush()
         else:
-            contract.write_message(self.proc.stdin, obj)
+            framing.write_message(self.proc.stdin, obj)
 
     def until(self, predicate) -> dict:
         """The first event that satisfies predicate; every event read on the way is kept in `seen`."""
@@ -56,7 +56,7 @@ class WorkerProcess:
                 return event
 
     def terminal(self, rid: str) -> dict:
-        return self.until(lambda e: e.get("id") == rid and e["event"] in contract.TERMINAL_EVENTS)
+        return self.until(lambda e: e.get("id") == rid and e["event"] in messages.TERMINAL_EVENTS)
 
     def log_text(self) -> str:
         self.log.flush()
@@ -108,7 +108,7 @@ def request(rid: str, files: dict[str, Path], size: int = 64, preset: str = "dra
 
 def test_preview_then_apply_in_one_worker_loads_the_engine_once(worker, files):
     ready = worker.until(lambda e: True)
-    assert ready["event"] == "ready" and ready["protocol"] == contract.PROTOCOL == 3 and ready["weights_loads"] == 1
+    assert ready["event"] == "ready" and ready["protocol"] == messages.PROTOCOL == 3 and ready["weights_loads"] == 1
     images_dir = files["dir"] / "images"
     # every=1000: the first evaluation's image only, so its file stays until the request ends
     worker.send(request("preview-1", files, images={"every": 1000, "dir": str(images_dir)}))
@@ -134,10 +134,10 @@ def test_preview_then_apply_in_one_worker_loads_the_engine_once(worker, files):
 @pytest.mark.real_weights
 def test_apply_after_preview_never_reads_the_weights_again(real_weights_available, tmp_path, files):
     """Timing-free proof: the weights file is deleted once the worker is ready, and both runs still work."""
-    from stylecore import weights
+    from stylecore.models import vgg_weights
 
     copy = tmp_path / "vgg16-copy.npz"
-    shutil.copy(weights.cache_path("vgg16"), copy)
+    shutil.copy(vgg_weights.cache_path("vgg16"), copy)
     w = WorkerProcess(tmp_path, "--weights", str(copy))
     try:
         assert w.until(lambda e: True)["event"] == "ready"
@@ -228,7 +228,7 @@ def test_a_duplicate_id_is_rejected_without_ending_the_running_request(worker, f
     )
     worker.send({"op": "cancel", "id": "p1"})
     assert worker.terminal("p1")["event"] == "cancelled"
-    assert [e["event"] for e in worker.seen if e.get("id") == "p1" and e["event"] in contract.TERMINAL_EVENTS] == ["cancelled"]
+    assert [e["event"] for e in worker.seen if e.get("id") == "p1" and e["event"] in messages.TERMINAL_EVENTS] == ["cancelled"]
 
 
 @pytest.mark.parametrize(
@@ -274,7 +274,7 @@ def test_sigterm_mid_run_removes_the_intermediate_images_and_exits(worker, files
     worker.until(lambda e: e.get("id") == "long" and e["event"] == "image")
     assert list(images_dir.iterdir())
     worker.proc.send_signal(signal.SIGTERM)
-    assert worker.proc.wait(timeout=WAIT) == contract.EXIT_CANCELLED
+    assert worker.proc.wait(timeout=WAIT) == errors.EXIT_CANCELLED
     assert list(images_dir.iterdir()) == [] and not (files["dir"] / "long.npy").exists()
     assert "Traceback" not in worker.log_text()
 
@@ -285,9 +285,9 @@ def test_a_client_that_closes_stdout_early_does_not_crash_the_worker(tmp_path, f
     with open(log, "w") as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
     try:
-        assert contract.MessageReader(proc.stdout.fileno()).read().obj["event"] == "ready"
+        assert framing.MessageReader(proc.stdout.fileno()).read().obj["event"] == "ready"
         proc.stdout.close()  # the reader has gone: every event now meets a broken pipe
-        contract.write_message(proc.stdin, request("unheard", files))
+        framing.write_message(proc.stdin, request("unheard", files))
         deadline = time.monotonic() + WAIT
         while "unheard: result" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -303,8 +303,8 @@ def test_a_client_that_closes_stdout_early_does_not_crash_the_worker(tmp_path, f
 def test_stray_prints_cannot_corrupt_the_protocol(tmp_path):
     """Anything written to fd 1 after start-up (a library's print) lands in the log, not among the events."""
     code = (
-        "import os; from stylecore import contract; s = contract.claim_stdout(); "
-        "print('stray'); os.write(1, b'raw\\n'); contract.write_message(s, {'event': 'ok'})"
+        "import os; from stylecore import contract; s = framing.claim_stdout(); "
+        "print('stray'); os.write(1, b'raw\\n'); framing.write_message(s, {'event': 'ok'})"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT, env=os.environ)
     assert r.stdout == '{"event": "ok"}\n' and "stray" in r.stderr and "raw" in r.stderr
@@ -327,16 +327,16 @@ def preview_request(rid: str, files: dict[str, Path], **options) -> dict:
 @pytest.mark.real_weights
 def test_a_preview_sends_the_instant_picture_before_the_optimisation_starts(worker, big_files):
     """The real instant network (from the cache), random VGG weights for the optimisation that follows."""
-    from stylecore import instant_weights
+    from stylecore.models import instant_weights
 
     instant_weights.verify()
     worker.until(lambda e: e["event"] == "ready")
     worker.send(preview_request("p1", big_files))
-    first = worker.until(lambda e: e.get("id") == "p1" and e["event"] in ("image", "progress", *contract.TERMINAL_EVENTS))
+    first = worker.until(lambda e: e.get("id") == "p1" and e["event"] in ("image", "progress", *messages.TERMINAL_EVENTS))
     assert first["event"] == "image" and first["stage"] == "instant", worker.seen
     picture = np.load(first["path"])  # read now: the optimisation has not begun its first evaluation
     assert picture.shape == (160, 200, 3) and (first["width"], first["height"]) == (200, 160)
-    worker.send(contract.cancel_request("p1"))
+    worker.send(messages.cancel_request("p1"))
     assert worker.terminal("p1")["event"] == "cancelled"
     worker.send(request("i1", big_files, size=200, preset="instant"))  # the same options as an instant run
     assert worker.terminal("i1")["event"] == "result"
@@ -350,7 +350,7 @@ def test_without_the_instant_network_a_preview_warns_with_the_repair_and_still_p
     ready = worker.until(lambda e: e["event"] == "ready")
     assert "instant network" in ready["instant"] and "install.py" in ready["instant"], "ready says instant cannot run"
     worker.send(preview_request("p1", files, working_size=64))
-    warning = worker.until(lambda e: e["event"] in ("warning", "image", *contract.TERMINAL_EVENTS))
+    warning = worker.until(lambda e: e["event"] in ("warning", "image", *messages.TERMINAL_EVENTS))
     assert warning["event"] == "warning" and warning["kind"] == "WeightsUnavailable" and warning["code"] == 3
     assert "instant network" in warning["message"] and "python3 install.py" in warning["message"]
     assert "\n" not in warning["message"]

@@ -25,7 +25,7 @@ from gi.repository import GdkPixbuf, GLib, Gtk  # noqa: E402
 from settings import DEBOUNCE_MS, INSTANT, PREVIEW_SIDE, _  # noqa: E402
 from worker_client import GONE, event_pixels, one_line  # noqa: E402
 
-from stylecore import contract  # noqa: E402
+from stylecore.protocol import messages  # noqa: E402
 
 # Settings that change the picture. Quality matters only to and from Instant (see _on_setting); working size
 # and device change only how the final run gets there.
@@ -98,7 +98,7 @@ class PreviewPane:
         worker.listen(lambda event: GLib.idle_add(self._on_event, event))
         if worker.has_answered():  # ready (or failed) before we listened: that event went to the queue
             self._on_event(
-                {"event": contract.READY} if worker.is_ready() else {"event": contract.ERROR, "message": worker.failure}
+                {"event": messages.READY} if worker.is_ready() else {"event": messages.ERROR, "message": worker.failure}
             )
 
     def _build_widgets(self, box: Gtk.Box) -> None:
@@ -171,20 +171,20 @@ class PreviewPane:
     def _on_event(self, event: dict) -> bool:
         kind = event.get("event")
         if self._stopped:
-            if kind == contract.RESULT:
+            if kind == messages.RESULT:
                 remove(event.get("path"))
         elif event is GONE:
             self._current = None
             details = self.worker.details() if self.worker is not None else ""
             self._show_progress(0.0, _("No preview"))
             self._say(_("The style-transfer engine stopped; {details}").format(details=details))
-        elif kind == contract.READY and "id" not in event:
+        elif kind == messages.READY and "id" not in event:
             self._attach()
-        elif event.get("id") is None and kind == contract.ERROR:
+        elif event.get("id") is None and kind == messages.ERROR:
             self._show_progress(0.0, _("No preview"))
             self._say(one_line(event.get("message", "")))
         elif event.get("id") != self._current:
-            if kind == contract.RESULT:
+            if kind == messages.RESULT:
                 remove(event.get("path"))
         else:
             self._on_own_event(kind, event)
@@ -205,22 +205,22 @@ class PreviewPane:
         self.device.set_text(settings.device_text(worker.ready, where))
 
     def _on_own_event(self, kind: str | None, event: dict) -> None:
-        if kind == contract.PROGRESS:
+        if kind == messages.PROGRESS:
             done = min(1.0, max(0.0, float(event.get("done") or 0.0)))
             self._show_progress(done, _("Painting the preview… {percent:.0f} %").format(percent=done * 100))
-        elif kind == contract.IMAGE:
+        elif kind == messages.IMAGE:
             self._show(event)
             if event.get("stage") == INSTANT and not self._instant_only:
                 seconds = time.monotonic() - self._started_at
                 self._show_progress(0.0, _("Instant picture ({seconds:.1f} s); refining…").format(seconds=seconds))
-        elif kind == contract.WARNING:  # no instant picture: the optimisation's images still come
+        elif kind == messages.WARNING:  # no instant picture: the optimisation's images still come
             self._say(_("No instant picture: {why}").format(why=one_line(event.get("message", ""))))
-        elif kind == contract.RESULT:
+        elif kind == messages.RESULT:
             self._show(event)
             remove(event.get("path"))
             self._show_progress(1.0, _("Preview ready ({seconds:.1f} s)").format(seconds=time.monotonic() - self._started_at))
             self._current = None
-        elif kind in (contract.ERROR, contract.REJECTED):
+        elif kind in (messages.ERROR, messages.REJECTED):
             self._show_progress(0.0, _("No preview"))
             self._say(one_line(event.get("message", _("the preview failed"))))
             self._current = None

@@ -1,6 +1,6 @@
 """The plug-in's arguments and the worker request they make: pure logic, no GIMP, tested without it.
 
-The arguments that are run options come from stylecore's option table (contract.OPTIONS: name, range,
+The arguments that are run options come from stylecore's option table (option_table.OPTIONS: name, range,
 default, help, choices), so the dialog cannot drift from the engine; this module adds only what is the
 plug-in's own: the labels with their mnemonics, the style inputs, and the argument order scripts rely on.
 """
@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from stylecore import contract, remote
-from stylecore.remote_worker import Target
+from stylecore.protocol import messages, option_table, presets, ssh
+from stylecore.protocol.client import Target
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _ = gettext.translation("stylecore-gimp", os.path.join(HERE, "locale"), fallback=True).gettext
@@ -24,10 +24,6 @@ def N_(message: str) -> str:
     return message
 
 
-PRESET_LABELS = {name: label for name, label in contract.PRESETS}
-DEVICE_LABELS = {name: label for name, label in contract.DEVICES}
-GIMP_INT_MAX = 2**31 - 1  # GIMP's int arguments are 32-bit signed
-THIS_COMPUTER = "this computer"  # "Run on" left as it is: the local worker
 
 
 @dataclass(frozen=True)
@@ -42,7 +38,7 @@ class Argument:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[tuple[str, str], ...] = ()
-    option: str | None = None  # the run option it sets (contract.OPTIONS), if any
+    option: str | None = None  # the run option it sets (option_table.OPTIONS), if any
 
 
 # The plug-in's own labels (with mnemonics) for the arguments that are run options, keyed by argument name.
@@ -56,23 +52,22 @@ OPTION_LABELS = {
     "device": N_("_Device"),
     "seamless": N_("Seamless t_ile"),
 }
-OPTION_CHOICES = {"preset": contract.PRESETS, "device": contract.DEVICES}
 
 
 def option_argument(gimp_name: str) -> Argument:
     """The argument of the run option whose plug-in name is gimp_name, derived from the option table."""
-    opt = next(o for o in contract.OPTIONS if o.gimp == gimp_name)
+    opt = next(o for o in option_table.OPTIONS if o.gimp == gimp_name)
     label = OPTION_LABELS[gimp_name]
     if opt.kind is bool:
         return Argument(gimp_name, "boolean", label, opt.help, opt.default, option=opt.name)
-    if opt.name in OPTION_CHOICES:
-        return Argument(gimp_name, "choice", label, opt.help, opt.default, choices=OPTION_CHOICES[opt.name], option=opt.name)
+    if opt.name in option_table.LABELLED_CHOICES:
+        return Argument(gimp_name, "choice", label, opt.help, opt.default, choices=option_table.LABELLED_CHOICES[opt.name], option=opt.name)
     kind = "int" if opt.kind is int else "double"
     assert opt.minimum is not None and opt.maximum is not None, opt
     # A nullable number is offered from 0, which stands for null ("the preset's").
     minimum = 0 if opt.nullable else opt.minimum
     default = 0 if opt.default is None else opt.default
-    return Argument(gimp_name, kind, label, opt.help, default, minimum, min(opt.maximum, GIMP_INT_MAX), option=opt.name)
+    return Argument(gimp_name, kind, label, opt.help, default, minimum, opt.maximum, option=opt.name)
 
 
 def arguments() -> list[Argument]:
@@ -99,14 +94,14 @@ def arguments() -> list[Argument]:
             "string",
             N_("_Run on"),
             N_("'this computer', or an SSH destination [user@]host[:port] whose GPU runs the worker"),
-            THIS_COMPUTER,
+            messages.THIS_COMPUTER,
         ),
         Argument(
             "remote-command",
             "string",
             N_("Remote worker co_mmand"),
             N_("The worker command that 'python3 install.py --no-plugin' prints on that machine"),
-            remote.DEFAULT_COMMAND,
+            ssh.DEFAULT_COMMAND,
         ),
         Argument(
             "ssh-options",
@@ -121,16 +116,16 @@ def arguments() -> list[Argument]:
 def options_from(get: Callable[[str], object]) -> dict[str, object]:
     """The run options from the procedure config's values (get: config.get_property), checked by the contract.
 
-    Raises contract.BadRequest (one line naming the option) before any worker starts."""
+    Raises errors.BadRequest (one line naming the option) before any worker starts."""
     options: dict[str, object] = {}
     for arg in arguments():
         if arg.option is None:
             continue
         value = get(arg.name)
-        if contract.option(arg.option).nullable and value == 0:
+        if option_table.option(arg.option).nullable and value == 0:
             value = None
         options[arg.option] = value
-    return contract.check_options(options)
+    return option_table.check_options(options)
 
 
 # The preview's own schedule: the instant picture first, then the balanced preset at 320 px, so the preview
@@ -138,7 +133,7 @@ def options_from(get: Callable[[str], object]) -> dict[str, object]:
 PREVIEW_SIDE = 320
 PREVIEW_OPTIONS = {"preset": "balanced", "working_size": PREVIEW_SIDE}
 PREVIEW_IMAGES_EVERY = 2  # an intermediate image every N evaluations (the first evaluation's too)
-INSTANT = contract.FIRST_INSTANT  # the preset whose picture the preview shows first
+INSTANT = messages.FIRST_INSTANT  # the preset whose picture the preview shows first
 # Quiet time after the last change before a new preview starts: short, as its first picture is the instant one.
 DEBOUNCE_MS = 150
 
@@ -151,8 +146,8 @@ def preview_options(options: Mapping[str, object]) -> dict[str, object]:
 
 def build_message(
     request_id: str,
-    content: contract.Source,
-    styles: Sequence[tuple[contract.Source, float]],
+    content: messages.Source,
+    styles: Sequence[tuple[messages.Source, float]],
     options: Mapping[str, object],
     output: str | None,
     preview_dir: str | None = None,
@@ -161,11 +156,11 @@ def build_message(
     """The stylize request and its payload for the final run, or for the preview (its schedule and pictures) with
     preview (or a preview_dir for its files). output None: everything in-band, for a remote worker."""
     if not (preview or preview_dir is not None):
-        return contract.stylize_message(request_id, content, styles, options, output)  # type: ignore[arg-type]
+        return messages.build_request(request_id, content, styles, options, output)  # type: ignore[arg-type]
     images = {"every": PREVIEW_IMAGES_EVERY, **({"dir": preview_dir} if output is not None else {})}
     preview_run = preview_options(options)
     first = "" if preview_run["preset"] == INSTANT else INSTANT
-    return contract.stylize_message(request_id, content, styles, preview_run, output, images, first=first)  # type: ignore[arg-type]
+    return messages.build_request(request_id, content, styles, preview_run, output, images, first=first)  # type: ignore[arg-type]
 
 
 def build_request(
@@ -185,7 +180,7 @@ def run_on(get: Callable[[str], object]) -> Target | None:
 
     Raises RemoteFailure (one line naming the fix) before any worker starts."""
     destination = str(get("run-on") or "").strip()
-    if not destination or destination == THIS_COMPUTER:
+    if not destination or destination == messages.THIS_COMPUTER:
         return None
     return Target.parse(destination, str(get("remote-command") or ""), str(get("ssh-options") or "").split())
 

@@ -26,11 +26,11 @@ import settings  # noqa: E402
 from settings import N_, _  # noqa: E402
 from worker_client import CallingError, PluginError, Session, add_alpha, channel, event_pixels, write_npy  # noqa: E402
 
-from stylecore import contract, hostenv, pixels  # noqa: E402
-from stylecore.remote_worker import RemoteFailure  # noqa: E402
+from stylecore.protocol import errors, host, messages, pixels  # noqa: E402
+from stylecore.protocol.client import RemoteFailure  # noqa: E402
 
 PROC_NAME = "python-fu-style-transfer"
-CONFIG_PATH = os.path.join(HERE, hostenv.CONFIG_NAME)
+CONFIG_PATH = os.path.join(HERE, host.CONFIG_NAME)
 RGBA_FLOAT = "R'G'B'A float"  # non-linear sRGB, as the engine expects; float so no 8-bit rounding either way
 RGB_FLOAT = "R'G'B' float"
 
@@ -153,7 +153,7 @@ def run_on_of(config):
 def options_of(config):
     try:
         return settings.options_from(config.get_property)
-    except contract.BadRequest as exc:
+    except errors.BadRequest as exc:
         raise CallingError(str(exc)) from None
 
 
@@ -167,7 +167,7 @@ def style_files(session, styles):
         if remote_worker:
             if isinstance(style, str):
                 with open(style, "rb") as fh:
-                    style = contract.EncodedFile(os.path.basename(style), fh.read())
+                    style = messages.EncodedFile(os.path.basename(style), fh.read())
             else:
                 style = style_layer_pixels(style)
         elif not isinstance(style, str):
@@ -177,7 +177,7 @@ def style_files(session, styles):
 
 
 def on_progress(event):
-    if event.get("event") == contract.PROGRESS:
+    if event.get("event") == messages.PROGRESS:
         Gimp.progress_set_text(settings.progress_text(event))
         Gimp.progress_update(min(1.0, float(event.get("done", 0.0))))
 

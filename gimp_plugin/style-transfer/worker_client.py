@@ -4,13 +4,13 @@ Standard library only: it runs in GIMP's own Python, which on Windows, macOS, Fl
 numpy. For a local worker pixels cross as float32 .npy files (format v1.0, written and read here without numpy),
 measured faster than in-band here; a worker on another machine (over ssh) gets them in-band (stylecore/pixels.py).
 
-The worker is started through hostenv.spawn_worker, the same helper `install.py --check` uses: through the
+The worker is started through host.spawn_worker, the same helper `install.py --check` uses: through the
 guard (stylecore/guard.py), which owns the private temp dir and removes it whatever ends the worker, even
 when GIMP's Cancel kills the plug-in. As a last line, Session sweeps dirs left by plug-ins whose process is
 gone (a guard killed with SIGKILL on its own). The spawn happens on the calling (main) thread, because Linux
 ties a child's parent-death signal to the thread that forked it.
 
-One reader per pipe: a daemon thread reads the worker's stdout with contract.MessageReader and hands each
+One reader per pipe: a daemon thread reads the worker's stdout with framing.MessageReader and hands each
 event to the current listener (the preview pane, which moves it to the GTK thread) or else to a queue (a
 blocking `run`). Nothing else ever reads that pipe.
 """
@@ -34,8 +34,8 @@ from collections.abc import Callable
 
 from settings import _
 
-from stylecore import contract, hostenv, pixels, remote
-from stylecore.remote_worker import Target
+from stylecore.protocol import errors, framing, host, messages, pixels, ssh
+from stylecore.protocol.client import Target
 
 WORKDIR_PREFIX = "stylecore-gimp-"
 LOGS_KEPT = 5
@@ -148,7 +148,7 @@ def private_dir(path: str) -> str:
 
 def open_run_log(log_dir: str | None = None, keep: int = LOGS_KEPT) -> tuple[int, str]:
     """A new log file for this run, created exclusively and without following symlinks; keeps the last `keep`."""
-    log_dir = private_dir(log_dir or str(hostenv.stylecore_cache() / "gimp-logs"))
+    log_dir = private_dir(log_dir or str(host.stylecore_cache() / "gimp-logs"))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     now = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"  # names sort by age
@@ -227,7 +227,7 @@ class Worker:
     def __init__(
         self,
         proc: subprocess.Popen,
-        config: hostenv.WorkerConfig | None,
+        config: host.WorkerConfig | None,
         workdir: str,
         log_path: str | None,
         target: Target | None = None,
@@ -250,9 +250,9 @@ class Worker:
         config = None
         try:
             if target is None:
-                config = hostenv.load_config(config_path)
+                config = host.load_config(config_path)
             ssh = target.argv() if target is not None else []
-        except (hostenv.ConfigError, remote.RemoteError) as exc:
+        except (host.ConfigError, ssh.RemoteError) as exc:
             raise PluginError(str(exc)) from None
         try:
             log_fd, log_path = open_run_log()
@@ -260,10 +260,10 @@ class Worker:
             log_fd, log_path = None, None
         workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
         if log_fd is not None:
-            command = ssh or hostenv.worker_command(config)  # type: ignore[arg-type]
+            command = ssh or host.worker_command(config)  # type: ignore[arg-type]
             os.write(log_fd, ("$ " + " ".join(command) + f"\n# workdir {workdir}\n").encode())
         try:
-            proc = hostenv.spawn_worker(config, workdir, stderr=log_fd if log_fd is not None else subprocess.DEVNULL, ssh=ssh)
+            proc = host.spawn_worker(config, workdir, stderr=log_fd if log_fd is not None else subprocess.DEVNULL, ssh=ssh)
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
             if config is None:
@@ -289,11 +289,11 @@ class Worker:
 
     # -- the reader thread --------------------------------------------------------------------------------
     def _read(self) -> None:
-        reader = contract.MessageReader(self.proc.stdout, skip_junk=True)
+        reader = framing.MessageReader(self.proc.stdout, skip_junk=True)
         while True:
             try:
                 message = reader.read()
-            except contract.BadRequest:  # an over-long or cut-off line: skip it, as any stray output
+            except errors.BadRequest:  # an over-long or cut-off line: skip it, as any stray output
                 continue
             event = GONE if message is None else message.obj
             if message is not None and message.payload is not None:
@@ -308,13 +308,13 @@ class Worker:
         return str(self.target.destination) if self.target is not None else "this computer"
 
     def _first(self, event: dict) -> None:
-        ready = event.get("event") == contract.READY
-        problem = contract.ready_problem(event, self._where(), same_version=self.target is not None) if ready else None
+        ready = event.get("event") == messages.READY
+        problem = messages.ready_problem(event, self._where(), same_version=self.target is not None) if ready else None
         if problem:
             self.failure = problem
-        elif event.get("event") == contract.READY:
+        elif event.get("event") == messages.READY:
             self.ready = event
-        elif event.get("event") == contract.ERROR:
+        elif event.get("event") == messages.ERROR:
             self.failure = f"the stylecore worker did not start ({one_line(event.get('message') or event.get('kind'))})"
         elif self.target is not None:
             self.failure = self.stopped_message(ready=False)
@@ -324,19 +324,17 @@ class Worker:
         self._ready_seen.set()
 
     def stopped_message(self, ready: bool = True) -> str:
-        """One line for a worker whose output ended: for a remote one, ssh's failure (remote.explain_failure)."""
+        """One line for a worker whose output ended: for a remote one, ssh's failure (ssh.explain_failure)."""
         code = self.proc.poll()
         if self.target is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                code = self.proc.wait(timeout=remote.ALIVE_INTERVAL)
+                code = self.proc.wait(timeout=ssh.ALIVE_INTERVAL)
             try:
                 with open(self.log_path or "", encoding="utf-8", errors="replace") as fh:
                     text = fh.read()[-8000:]
             except OSError:
                 text = ""
-            line = remote.explain_failure(
-                code if code is not None else remote.SSH_EXIT, text, self.target.destination, ready=ready
-            )
+            line = ssh.explain_failure(code if code is not None else ssh.SSH_EXIT, text, self.target.destination, ready=ready)
             if line:
                 return line
         how = f"exit {code}" if code is not None else "its output closed"
@@ -383,13 +381,13 @@ class Worker:
     def send(self, request: dict, payload: bytes | None = None) -> None:
         try:
             with self._send_lock:
-                contract.write_message(self.proc.stdin, request, payload)
+                framing.write_message(self.proc.stdin, request, payload)
         except (OSError, ValueError):
             raise PluginError(self.stopped_message()) from None
 
     def cancel(self, request_id: str) -> None:
         with contextlib.suppress(PluginError):
-            self.send(contract.cancel_request(request_id))
+            self.send(messages.cancel_request(request_id))
 
     def run(self, request: dict, on_event: Listener | None = None, payload: bytes | None = None) -> dict:
         """Sends one request and returns its result event; its other events go to on_event. Blocks."""
@@ -406,11 +404,11 @@ class Worker:
             if event.get("id") != request["id"]:
                 continue  # a preview's late events, the ready event: the hand-over needs no draining
             kind = event.get("event")
-            if kind == contract.RESULT:
+            if kind == messages.RESULT:
                 return event
-            if kind == contract.ERROR:
+            if kind == messages.ERROR:
                 raise PluginError(one_line(event.get("message") or event.get("kind") or "unknown error"))
-            if kind == contract.CANCELLED:
+            if kind == messages.CANCELLED:
                 raise PluginError(_("cancelled"))
             if on_event is not None:
                 on_event(event)
@@ -463,7 +461,7 @@ class Session:
         self._serial += 1
         return f"{prefix}{self._serial}"
 
-    def content(self, name: str, width: int, height: int, channels: int, data: bytes) -> contract.Source:
+    def content(self, name: str, width: int, height: int, channels: int, data: bytes) -> messages.Source:
         """Float32 pixels for the worker: a .npy file in its private dir, or in-band pixels for a remote worker."""
         worker = self.spawn()
         if worker.target is not None:

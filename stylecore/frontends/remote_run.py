@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from . import contract, pixels, pixels_np
-from .errors import EXIT_OK, BadInput, Cancelled, StylecoreError
-from .progress import Progress
-from .remote_worker import Connection, RemoteFailure, Target
-from .result import StyledImage
+from stylecore.images import arrays
+from stylecore.images.result import StyledImage
+from stylecore.protocol import errors, messages, option_table, pixels
+from stylecore.protocol.client import Connection, RemoteFailure, Target
+from stylecore.protocol.errors import EXIT_OK, BadInput, Cancelled, StylecoreError
+from stylecore.protocol.progress import Progress
 
 PROGRESS_FIELDS = tuple(f.name for f in dataclasses.fields(Progress))
 
@@ -26,7 +27,7 @@ PROGRESS_FIELDS = tuple(f.name for f in dataclasses.fields(Progress))
 class RemoteRunFailed(StylecoreError):
     """The remote run failed: ssh, the far worker, or its result; one line."""
 
-    def __init__(self, message: str, code: int = contract.EXIT_REMOTE):
+    def __init__(self, message: str, code: int = errors.EXIT_REMOTE):
         super().__init__(message)
         self.exit_code = code
 
@@ -39,12 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remote-command", default=None, help="the far end's worker command (what 'install.py --no-plugin' prints)")
 
 
-def source(path: str) -> contract.Source:
+def source(path: str) -> messages.Source:
     """A float32 .npy as pixels, any other file as its bytes; read whole here, before ssh starts."""
     try:
         if path.lower().endswith(".npy"):
-            return pixels_np.from_array(np.ascontiguousarray(np.load(path, allow_pickle=False), dtype=np.float32))
-        return contract.EncodedFile(Path(path).name, Path(path).read_bytes())
+            return arrays.from_array(np.ascontiguousarray(np.load(path, allow_pickle=False), dtype=np.float32))
+        return messages.EncodedFile(Path(path).name, Path(path).read_bytes())
     except (OSError, ValueError, pixels.PayloadError) as exc:
         raise BadInput(f"{path}: cannot be read ({exc}); check the path") from None
 
@@ -58,12 +59,12 @@ def run(args: argparse.Namespace, reporter: Any, cancel: threading.Event, save: 
     weights = args.style_weights or [1.0] * len(args.styles)
     if len(weights) != len(args.styles):
         raise BadInput(f"{len(weights)} --style-weights for {len(args.styles)} styles; give one per style")
-    options = {o.name: getattr(args, o.name) for o in contract.OPTIONS if hasattr(args, o.name)}
+    options = {o.name: getattr(args, o.name) for o in option_table.OPTIONS if hasattr(args, o.name)}
     try:
-        obj, payload = contract.stylize_message(
+        obj, payload = messages.build_request(
             "cli", source(args.content), [(source(s), w) for s, w in zip(args.styles, weights)], options, None
         )
-    except contract.BadRequest as exc:
+    except errors.BadRequest as exc:
         raise BadInput(str(exc)) from None
     try:
         with Connection(target) as conn:
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace, reporter: Any, cancel: threading.Event, save: 
             threading.Thread(target=cancel_when_asked, daemon=True).start()
 
             def on_event(event: dict, _payload: bytes | None) -> None:
-                if event.get("event") == contract.PROGRESS:
+                if event.get("event") == messages.PROGRESS:
                     reporter(Progress(**{k: event[k] for k in PROGRESS_FIELDS if k in event}))
 
             result, data = conn.run(obj, payload, on_event)
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace, reporter: Any, cancel: threading.Event, save: 
             raise Cancelled() from None
         raise RemoteRunFailed(str(exc), exc.code) from None
     try:
-        rgba = pixels_np.to_array(pixels.decode(result["pixels"], data or b"")).astype(np.float32)
+        rgba = arrays.to_array(pixels.decode(result["pixels"], data or b"")).astype(np.float32)
     except (KeyError, pixels.PayloadError) as exc:
         raise RemoteRunFailed(f"{target.destination}: the result did not arrive whole ({exc}); run again") from None
     save(StyledImage(rgba[..., :3].copy(), rgba[..., 3].copy() if result.get("alpha") else None, int(result.get("bits", 8))))

@@ -24,12 +24,24 @@ from typing import IO, Any
 
 import numpy as np
 
-from . import contract, instant_weights, pixels, pixels_np
-from .atomic import write_atomic
-from .contract import BadRequest, MessageReader, Request, parse_request
-from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_INTERRUPTED, BadInput, Cancelled, StylecoreError, WeightsUnavailable
-from .progress import Progress
-from .result import check_output_path
+from stylecore.atomic import write_atomic
+from stylecore.images import arrays
+from stylecore.images.result import check_output_path
+from stylecore.models import instant_weights
+from stylecore.protocol import framing, messages, option_table, pixels
+from stylecore.protocol.errors import (
+    EXIT_CANCELLED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    BadInput,
+    BadRequest,
+    Cancelled,
+    StylecoreError,
+    WeightsUnavailable,
+)
+from stylecore.protocol.framing import MessageReader
+from stylecore.protocol.messages import Request, parse_request
+from stylecore.protocol.progress import Progress
 
 IMAGES_KEPT = 2  # intermediate files of one request kept on disk: the newest one and the one before
 EngineFactory = Callable[[str, str], Any]  # (device, precision) -> a loaded Stylizer
@@ -56,22 +68,22 @@ class Emitter:
         """An event followed by its payload (in-band pixels)."""
         with self.lock:
             try:
-                contract.write_message(self.stream, event, payload)
+                framing.write_message(self.stream, event, payload)
             except (OSError, ValueError):  # the client has gone (a closed pipe): stdin EOF or SIGTERM ends the worker
                 pass
 
 
 def inline_pixels(array: np.ndarray, codec: str) -> tuple[dict[str, Any], bytes]:
     """The descriptor and payload of a float32 H×W×C array, at full precision."""
-    return pixels.encode(pixels_np.from_array(np.ascontiguousarray(array, dtype=np.float32)), codec=codec)
+    return pixels.encode(arrays.from_array(np.ascontiguousarray(array, dtype=np.float32)), codec=codec)
 
 
-def source_of(source: contract.Source) -> Any:
+def source_of(source: messages.Source) -> Any:
     """What the engine takes: a path as it is, in-band pixels as float32 (integer samples scaled to 0..1), a carried
     file as the image Pillow reads from its bytes."""
     if isinstance(source, str):
         return source
-    if isinstance(source, contract.EncodedFile):
+    if isinstance(source, messages.EncodedFile):
         from PIL import Image, UnidentifiedImageError
 
         try:
@@ -80,7 +92,7 @@ def source_of(source: contract.Source) -> Any:
             return image
         except (UnidentifiedImageError, OSError) as exc:
             raise BadInput(f"{source.name}: not an image Pillow can read ({exc}); send a PNG, JPEG or TIFF") from None
-    return pixels_np.to_float32(source)
+    return arrays.to_float32(source)
 
 
 class _ImageWriter:
@@ -109,7 +121,7 @@ class _ImageWriter:
         where = dict(width=int(rgb.shape[1]), height=int(rgb.shape[0]), stage=stage, scale=scale, step=step)
         if self.req.inline:
             descriptor, payload = inline_pixels(rgb, self.req.codec)
-            self.emit.message(dict(id=self.req.id, event=contract.IMAGE, pixels=descriptor, **where), payload)
+            self.emit.message(dict(id=self.req.id, event=messages.IMAGE, pixels=descriptor, **where), payload)
             return
         self.files += 1
         path = Path(self.req.images_dir) / f"{_safe_name(self.req.id)}-image-{self.files:05d}.npy"
@@ -117,7 +129,7 @@ class _ImageWriter:
         self.written.append(path)
         while len(self.written) > IMAGES_KEPT:
             _remove(self.written.popleft())
-        self.emit(id=self.req.id, event=contract.IMAGE, path=str(path), **where)
+        self.emit(id=self.req.id, event=messages.IMAGE, path=str(path), **where)
 
     def clean(self) -> None:
         while self.written:
@@ -170,7 +182,7 @@ class Server:
             try:
                 message = reader.read()
             except BadRequest as exc:  # a line that is no message: no id can be read from it
-                self.emit(id=None, event=contract.ERROR, kind="BadRequest", code=exc.exit_code, message=str(exc))
+                self.emit(id=None, event=messages.ERROR, kind="BadRequest", code=exc.exit_code, message=str(exc))
                 continue
             if message is None:
                 break
@@ -182,7 +194,7 @@ class Server:
         try:
             op = obj.get("op")
             if op == "cancel":
-                self.cancel(contract.parse_cancel(obj))
+                self.cancel(messages.parse_cancel(obj))
                 return
             if self.in_use(rid):
                 raise _Duplicate(f"request id '{rid}' is already queued or running; use a new id per request")
@@ -190,9 +202,9 @@ class Server:
                 raise BadRequest(f"unknown op {op!r}; use 'stylize' or 'cancel'")
             self.enqueue(parse_request(obj, payload, limit=self.limit))
         except _Duplicate as exc:  # not that id's end: its own terminal event is still to come
-            self.emit(id=rid, event=contract.REJECTED, duplicate=True, kind="BadRequest", code=exc.exit_code, message=str(exc))
+            self.emit(id=rid, event=messages.REJECTED, duplicate=True, kind="BadRequest", code=exc.exit_code, message=str(exc))
         except BadRequest as exc:  # the refused request's end
-            self.emit(id=rid, event=contract.ERROR, kind="BadRequest", code=exc.exit_code, message=str(exc))
+            self.emit(id=rid, event=messages.ERROR, kind="BadRequest", code=exc.exit_code, message=str(exc))
 
     def in_use(self, rid: str | None) -> bool:
         with self.cond:
@@ -215,7 +227,7 @@ class Server:
             for q in queued:
                 self.queue.remove(q)
         if queued:
-            self.emit(id=rid, event=contract.CANCELLED)
+            self.emit(id=rid, event=messages.CANCELLED)
 
     def close(self) -> None:
         """stdin closed: nobody will read results, so the running request stops and the queue is dropped."""
@@ -254,7 +266,7 @@ class Server:
                 descriptor, payload = inline_pixels(result.rgba(), req.codec)
                 where = dict(pixels=descriptor, alpha=result.alpha is not None, bits=result.source_bits)
             outcome = dict(
-                event=contract.RESULT,
+                event=messages.RESULT,
                 **where,
                 width=result.width,
                 height=result.height,
@@ -262,13 +274,13 @@ class Server:
                 weights_loads=self.weights_loads,
             )
         except Cancelled:
-            outcome = dict(event=contract.CANCELLED)
+            outcome = dict(event=messages.CANCELLED)
         except StylecoreError as exc:
-            outcome = dict(event=contract.ERROR, kind=type(exc).__name__, message=_one_line(str(exc)), code=exc.exit_code)
+            outcome = dict(event=messages.ERROR, kind=type(exc).__name__, message=_one_line(str(exc)), code=exc.exit_code)
         except Exception as exc:  # a bug: one line on stdout, the traceback in the log
             traceback.print_exc(file=sys.stderr)
             outcome = dict(
-                event=contract.ERROR,
+                event=messages.ERROR,
                 kind="InternalError",
                 code=EXIT_INTERNAL,
                 message=_one_line(f"internal error: {type(exc).__name__}: {exc}; the traceback is in the worker log"),
@@ -291,11 +303,11 @@ class Server:
         def progress(p: Progress) -> None:
             if writer:
                 writer.progress = p
-            self.emit(id=req.id, event=contract.PROGRESS, **p.to_dict())
+            self.emit(id=req.id, event=messages.PROGRESS, **p.to_dict())
 
         content = source_of(req.content)
         styles = [(source_of(s), w) for s, w in req.styles]
-        if writer and req.first == contract.FIRST_INSTANT and opts.get("preset") != contract.FIRST_INSTANT:
+        if writer and req.first == messages.FIRST_INSTANT and opts.get("preset") != messages.FIRST_INSTANT:
             self._instant_first(engine, req.id, content, styles, opts, cancel, writer)
         result = engine.stylize(content, styles, progress=progress, cancel=cancel, on_image=writer, **opts)
         if cancel.is_set():  # a cancel that arrived after the last evaluation still wins: the client asked for no result
@@ -315,13 +327,13 @@ class Server:
         writer: _ImageWriter,
     ) -> None:
         """The instant picture as the request's first image; without the instant network, a warning and the optimisation alone."""
-        instant = {**opts, "preset": contract.FIRST_INSTANT}
+        instant = {**opts, "preset": messages.FIRST_INSTANT}
         started = time.perf_counter()
         try:
             engine.stylize(content, styles, cancel=cancel, on_image=writer.first, **instant)
             _log(f"{rid}: instant picture after {time.perf_counter() - started:.2f} s")
         except WeightsUnavailable as exc:
-            self.emit(id=rid, event=contract.WARNING, kind=type(exc).__name__, code=exc.exit_code, message=_one_line(str(exc)))
+            self.emit(id=rid, event=messages.WARNING, kind=type(exc).__name__, code=exc.exit_code, message=_one_line(str(exc)))
 
 
 def gpu_name(device: Any) -> str | None:
@@ -365,7 +377,7 @@ def _stop_on_sigterm(server: Server) -> None:
 
 def _default_factory(model: str, weights: str | None, random_weights: bool) -> EngineFactory:
     def load(device: str, precision: str) -> Any:
-        from . import Stylizer  # imported here: torch loads once the protocol stream is set up
+        from stylecore import Stylizer  # imported here: torch loads once the protocol stream is set up
 
         return Stylizer(device=device, precision=precision, model=model, weights=weights, random_weights=random_weights)
 
@@ -377,10 +389,10 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
         prog="stylecore worker", description="Long-lived engine speaking JSON lines on stdin/stdout (docs/worker-protocol.md)."
     )
     p.add_argument(
-        "--device", default=contract.option("device").default, help="device of the engine loaded at start (default auto)"
+        "--device", default=option_table.option("device").default, help="device of the engine loaded at start (default auto)"
     )
-    p.add_argument("--precision", choices=contract.PRECISIONS, default=contract.option("precision").default)
-    p.add_argument("--model", choices=contract.MODELS, default=contract.MODELS[0])
+    p.add_argument("--precision", choices=option_table.PRECISIONS, default=option_table.option("precision").default)
+    p.add_argument("--model", choices=option_table.MODELS, default=option_table.MODELS[0])
     p.add_argument("--weights", default=None, help="weights file; default: the verified cache")
     p.add_argument("--random-weights", action="store_true", help="seeded random weights: for tests only, results are meaningless")
     return p.parse_args(argv)
@@ -389,29 +401,29 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = _parse_args(argv)
     die_with_parent()
-    emit = Emitter(contract.claim_stdout())
+    emit = Emitter(framing.claim_stdout())
     server = Server(_default_factory(args.model, args.weights, args.random_weights), emit, args.device, args.precision)
     _stop_on_sigterm(server)
     started = time.perf_counter()
     try:
         engine = server.engine(args.device, args.precision)
     except StylecoreError as exc:
-        emit(id=None, event=contract.ERROR, kind=type(exc).__name__, message=_one_line(str(exc)), code=exc.exit_code)
+        emit(id=None, event=messages.ERROR, kind=type(exc).__name__, message=_one_line(str(exc)), code=exc.exit_code)
         return exc.exit_code
     except Exception as exc:  # a bug or a broken install: one line for the client, the traceback in the log
         traceback.print_exc(file=sys.stderr)
         emit(
             id=None,
-            event=contract.ERROR,
+            event=messages.ERROR,
             kind="InternalError",
             code=EXIT_INTERNAL,
             message=_one_line(f"the engine failed to load: {type(exc).__name__}: {exc}; the traceback is in the worker log"),
         )
         return EXIT_INTERNAL
     emit(
-        event=contract.READY,
-        protocol=contract.PROTOCOL,
-        version=contract.VERSION,
+        event=messages.READY,
+        protocol=messages.PROTOCOL,
+        version=messages.VERSION,
         device=str(engine.runtime.device),
         gpu=gpu_name(engine.runtime.device),
         load_seconds=round(time.perf_counter() - started, 3),

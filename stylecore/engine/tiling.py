@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from . import losses
-from .vgg import stride
+from stylecore.engine.optimize import losses
+from stylecore.engine.optimize.vgg import stride
 
 Features = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # image batch -> activations by layer name
 Poll = Callable[[], None]  # raises Cancelled when the run should stop

@@ -1,4 +1,6 @@
-"""Quality presets: how many evaluations to spend at which sizes.
+"""Quality presets: their names and labels as every front end offers them, and how many evaluations to spend at which sizes.
+
+Standard library only (the GIMP dialog lists them).
 
 Cost of one evaluation grows with the pixel count, so most evaluations run at coarse scales,
 where the picture's structure and colours are decided; the fine scales only sharpen brushwork.
@@ -11,13 +13,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import contract
-from .errors import BadInput
+from stylecore.protocol.errors import BadInput
 
 
 @dataclass(frozen=True)
 class Preset:
     name: str
+    label: str  # what the dialog and --help show
     working_size: int | None  # long side of the finest optimised scale, at most; None: the layer's own
     min_size: int  # long side of the coarsest scale
     coarse_evals: int  # evaluations at min_size
@@ -30,18 +32,37 @@ class Preset:
     feed_forward: bool = False  # painted in one pass by the instant network (instant.py): no evaluations at all
 
 
+INSTANT = "instant"  # the feed-forward preset, whose picture a preview may ask for first
+
 PRESETS = {
-    "instant": Preset("instant", working_size=None, min_size=0, coarse_evals=0, fine_evals=0, decay=0.0, feed_forward=True),
-    "draft": Preset("draft", working_size=256, min_size=128, coarse_evals=32, fine_evals=6, decay=2.4, scale_step=2.0),
-    "balanced": Preset(
-        "balanced", working_size=2048, min_size=128, coarse_evals=60, fine_evals=6, decay=1.45, scale_step=2.0, final_evals=24
+    INSTANT: Preset(
+        INSTANT,
+        "Instant (one pass, about a second)",
+        working_size=None,
+        min_size=0,
+        coarse_evals=0,
+        fine_evals=0,
+        decay=0.0,
+        feed_forward=True,
     ),
-    "best": Preset("best", working_size=None, min_size=128, coarse_evals=100, fine_evals=10, decay=1.1, refine_evals=6),
+    "draft": Preset(
+        "draft", "Draft (quick preview)", working_size=256, min_size=128, coarse_evals=32, fine_evals=6, decay=2.4, scale_step=2.0
+    ),
+    "balanced": Preset(
+        "balanced",
+        "Balanced",
+        working_size=2048,
+        min_size=128,
+        coarse_evals=60,
+        fine_evals=6,
+        decay=1.45,
+        scale_step=2.0,
+        final_evals=24,
+    ),
+    "best": Preset(
+        "best", "Best (slow)", working_size=None, min_size=128, coarse_evals=100, fine_evals=10, decay=1.1, refine_evals=6
+    ),
 }
-
-
-if tuple(PRESETS) != tuple(name for name, _ in contract.PRESETS):
-    raise ImportError(f"presets.PRESETS {tuple(PRESETS)} differ from contract.PRESETS: the front ends would offer others")
 
 
 def get_preset(name: str) -> Preset:

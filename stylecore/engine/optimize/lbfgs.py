@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .objective import Objective, Terms
+from stylecore.engine.optimize.objective import Objective, Terms
 
 # A step is rejected when it raises the loss by more than this fraction. Not zero: the tiled and the
 # whole-image objective differ by float rounding (~1e-6), and that must not decide the path taken.

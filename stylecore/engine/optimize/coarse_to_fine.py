@@ -14,14 +14,23 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from . import color, lbfgs, presets, resize
-from . import seamless as seamless_mod
-from .errors import Cancelled
-from .objective import LossWeights, Problem, Terms, content_targets, tiled_objective, whole_image_objective
-from .options import StyleOptions
-from .progress import CancelCheck, Progress, ProgressCallback, cancel_requested
-from .tiling import Features, Grid, make_grid
-from .vgg import ALIGN, HALO, MIN_SIDE, PIXELS
+from stylecore.engine import color, resize
+from stylecore.engine import seamless as seamless_mod
+from stylecore.engine.optimize import lbfgs
+from stylecore.engine.optimize.objective import (
+    LossWeights,
+    Problem,
+    Terms,
+    content_targets,
+    tiled_objective,
+    whole_image_objective,
+)
+from stylecore.engine.optimize.vgg import ALIGN, HALO, MIN_SIDE, PIXELS
+from stylecore.engine.options import StyleOptions
+from stylecore.engine.tiling import Features, Grid, make_grid
+from stylecore.protocol import presets
+from stylecore.protocol.errors import Cancelled
+from stylecore.protocol.progress import CancelCheck, Progress, ProgressCallback, cancel_requested
 
 ImageCallback = Callable[[np.ndarray], None]
 # Beyond this share of the painting's palette the photo's own color contrasts are gone from the content term, and the

