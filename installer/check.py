@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from stylecore.protocol import client, framing, host
+from stylecore.protocol import client, host, ssh
+from stylecore.protocol.errors import REPAIR_HERE, SetupError, StylecoreError, WorkerFailed
 
 from . import discovery
 from .common import PLUGIN_NAME, python_version_of, repair_command, say
@@ -19,16 +17,14 @@ from .flatpak_env import flatpak_cmd, sandbox_python_version
 from .native import INSTANT_RUNTIME
 from .plugin import DISPATCHER
 
-START_TIMEOUT = 300.0  # seconds for the worker to load torch and the weights
-
 
 def probe_worker(config: host.WorkerConfig, in_sandbox: bool, guard: Path) -> dict[str, str]:
-    """Starts the worker through host.spawn_worker, as the plug-in does, and reads its first event.
+    """Starts the worker with the one worker client, as the plug-in does, and waits for its ready handshake.
 
-    {"python_version", "version", "device"} when it is ready; {"error", "kind"} when it is not.
+    {"python_version", "version", "device", "instant"} when it is ready; {"error", "kind"} when it is not.
     """
-    launcher = flatpak_cmd(config.python) if in_sandbox else []
-    version = python_version_of(launcher or [config.python], host.worker_environment(os.environ, config.pythonpath))
+    launcher = tuple(flatpak_cmd(config.python)) if in_sandbox else ()
+    version = python_version_of(list(launcher) or [config.python], host.worker_environment(os.environ, config.pythonpath))
     if version is None:
         gone = not in_sandbox and not os.path.isfile(config.python)
         return {"error": f"{config.python} does not exist" if gone else f"{config.python} does not run", "kind": "NoPython"}
@@ -36,32 +32,15 @@ def probe_worker(config: host.WorkerConfig, in_sandbox: bool, guard: Path) -> di
     parent = discovery.flatpak_data_dir(Path.home()) / "cache" if in_sandbox else None
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix="stylecore-check-", dir=parent)
-    with tempfile.TemporaryFile() as log:
-        try:
-            proc = host.spawn_worker(config, workdir, stderr=log, guard=guard, launcher=launcher)
-        except OSError as exc:
-            shutil.rmtree(workdir, ignore_errors=True)
-            return {"error": f"{config.python} did not start ({exc.strerror})", "kind": "NoPython"}
-        timer = threading.Timer(START_TIMEOUT, proc.kill)
-        timer.start()
-        try:
-            assert proc.stdout is not None and proc.stdin is not None
-            message = framing.MessageReader(proc.stdout, skip_junk=True).read()
-            proc.stdin.close()
-            proc.wait()
-        finally:
-            timer.cancel()
-        log.seek(0)
-        last = (log.read().decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
-    shutil.rmtree(workdir, ignore_errors=True)  # the guard's job; a killed one leaves it to us
-    event = message.obj if message is not None else {}
-    if event.get("event") == "ready":
-        found = {"python_version": version, "version": str(event.get("version")), "device": str(event.get("device"))}
-        return {**found, "instant": str(event.get("instant", "this worker predates the instant preset"))}
-    if event.get("event") == "error":
-        return {"error": " ".join(str(event.get("message")).split()), "kind": str(event.get("kind"))}
-    return {"error": f"{config.python} did not start the worker ({last})", "kind": "NoWorker"}
+    try:
+        with client.WorkerClient(client.Local(config, guard, launcher, str(parent) if parent else None)) as worker:
+            ready = worker.wait_ready()
+    except WorkerFailed as exc:
+        return {"error": str(exc), "kind": exc.kind or "NoWorker"}
+    except StylecoreError as exc:
+        return {"error": str(exc), "kind": type(exc).__name__}
+    found = {"python_version": version, "version": str(ready.get("version")), "device": str(ready.get("device"))}
+    return {**found, "instant": str(ready.get("instant", "this worker predates the instant preset"))}
 
 
 def check_target(target: Target, flatpak_version: Callable[[], str | None], repair_default: str) -> list[str]:
@@ -77,8 +56,8 @@ def check_target(target: Target, flatpak_version: Callable[[], str | None], repa
         say(f"  plug-in: ok, GIMP will load {entry}")
     try:
         config = host.read_config(target.plugin_dir / host.CONFIG_NAME)
-    except host.ConfigError as exc:
-        return [*problems, str(exc).replace(host.DEFAULT_REPAIR, repair_default)]
+    except SetupError as exc:
+        return [*problems, str(exc).replace(REPAIR_HERE, repair_default)]
     recorded, flatpak = config.python_version, config.layout == "flatpak"
     if flatpak:
         now = flatpak_version()
@@ -139,11 +118,11 @@ def hidden_from_flatpak(target: Target, env: Mapping[str, str], home: Path) -> s
 def check_remote(destination: str, command: str | None, options: Sequence[str]) -> int:
     """Starts the worker on another machine over ssh, as the plug-in will, and reports its device (or one line why not)."""
     try:
-        target = client.Target.parse(destination, command, options)
+        target = ssh.Target.parse(destination, command, options)
         say(f"starting the worker on {target.destination}: {' '.join(target.argv())}")
-        with client.Connection(target) as conn:
-            ready = conn.wait_ready()
-    except client.RemoteFailure as exc:
+        with client.WorkerClient(target) as worker:
+            ready = worker.wait_ready()
+    except StylecoreError as exc:
         say(f"  PROBLEM: {exc}")
         return 1
     gpu = f" ({ready['gpu']})" if ready.get("gpu") else ""

@@ -1,6 +1,6 @@
 """The Style Transfer dialog's live preview pane (GTK 3, as GIMP 3 uses; standard library and gi only).
 
-It shows the layer (or the selection's box), downscaled to at most settings.PREVIEW_SIDE pixels, as the
+It shows the layer (or the selection's box), downscaled to at most job.PREVIEW_SIDE pixels, as the
 current settings would paint it. Each preview asks the warm worker for the instant picture first (one pass,
 a fraction of a second), then the optimisation's images replace it as they form; with Quality Instant the
 instant picture is the whole preview. A settings change cancels the running preview at once and starts a new
@@ -20,12 +20,13 @@ import gi
 
 gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
-import settings  # noqa: E402
+import job  # noqa: E402
 from gi.repository import GdkPixbuf, GLib, Gtk  # noqa: E402
-from settings import DEBOUNCE_MS, INSTANT, PREVIEW_SIDE, _  # noqa: E402
-from worker_client import GONE, event_pixels, one_line  # noqa: E402
+from i18n import _  # noqa: E402
+from job import DEBOUNCE_MS, INSTANT, PREVIEW_SIDE  # noqa: E402
 
 from stylecore.protocol import messages  # noqa: E402
+from stylecore.protocol.client import GONE, Event, one_line  # noqa: E402
 
 # Settings that change the picture. Quality matters only to and from Instant (see _on_setting); working size
 # and device change only how the final run gets there.
@@ -69,8 +70,8 @@ class PreviewPane:
     """The preview frame: picture, progress and a "Preview" toggle (on by default).
 
     box: a Gtk.Box to pack the pane into. config: the procedure config (its notify signal drives updates).
-    session: the plug-in's worker_client.Session. read_pixels(): (w, h, R'G'B'A float32) at preview size.
-    build_request(request_id, content, output): the preview's stylize request and its payload (settings.build_message).
+    session: the plug-in's session.Session. read_pixels(): (w, h, R'G'B'A float32) at preview size.
+    build_request(request_id, content, output): the preview's stylize request and its payload (job.build).
     """
 
     def __init__(self, box: Gtk.Box, config, session, read_pixels: Callable, build_request: Callable):
@@ -97,9 +98,8 @@ class PreviewPane:
         self.progress.set_text(_("Starting the style-transfer engine…"))
         worker.listen(lambda event: GLib.idle_add(self._on_event, event))
         if worker.has_answered():  # ready (or failed) before we listened: that event went to the queue
-            self._on_event(
-                {"event": messages.READY} if worker.is_ready() else {"event": messages.ERROR, "message": worker.failure}
-            )
+            answered = {"message": worker.failure} if not worker.is_ready() else {}
+            self._on_event(Event(messages.READY if worker.is_ready() else messages.ERROR, None, answered))
 
     def _build_widgets(self, box: Gtk.Box) -> None:
         self.widget = Gtk.Frame(label=_("Preview"))
@@ -168,26 +168,25 @@ class PreviewPane:
         return False
 
     # -- worker events (on the GTK thread, through GLib.idle_add) ---------------------------------------------
-    def _on_event(self, event: dict) -> bool:
-        kind = event.get("event")
+    def _on_event(self, event: Event) -> bool:
         if self._stopped:
-            if kind == messages.RESULT:
+            if event.kind == messages.RESULT:
                 remove(event.get("path"))
-        elif event is GONE:
+        elif event.kind == GONE:
             self._current = None
             details = self.worker.details() if self.worker is not None else ""
             self._show_progress(0.0, _("No preview"))
             self._say(_("The style-transfer engine stopped; {details}").format(details=details))
-        elif kind == messages.READY and "id" not in event:
+        elif event.kind == messages.READY and event.id is None:
             self._attach()
-        elif event.get("id") is None and kind == messages.ERROR:
+        elif event.id is None and event.kind == messages.ERROR:
             self._show_progress(0.0, _("No preview"))
-            self._say(one_line(event.get("message", "")))
-        elif event.get("id") != self._current:
-            if kind == messages.RESULT:
+            self._say(event.message)
+        elif event.id != self._current:
+            if event.kind == messages.RESULT:
                 remove(event.get("path"))
         else:
-            self._on_own_event(kind, event)
+            self._on_own_event(event)
         return False
 
     def _attach(self) -> None:
@@ -196,17 +195,13 @@ class PreviewPane:
         self.worker = self.session.spawn()
         w, h, data = self._pixels
         self._content = self.session.content("preview-content.npy", w, h, 4, data)
-        self._where(self.worker)
+        self.device.set_text(job.device_text(self.worker.ready, self.session.where()))
         self._restart(delay_ms=0)
 
-    def _where(self, worker) -> None:
-        """The far end's device and GPU from its ready event (the worker, wherever it runs)."""
-        where = str(worker.target.destination) if worker.target is not None else settings.THIS_COMPUTER
-        self.device.set_text(settings.device_text(worker.ready, where))
-
-    def _on_own_event(self, kind: str | None, event: dict) -> None:
+    def _on_own_event(self, event: Event) -> None:
+        kind = event.kind
         if kind == messages.PROGRESS:
-            done = min(1.0, max(0.0, float(event.get("done") or 0.0)))
+            done = min(1.0, max(0.0, event.progress().done))
             self._show_progress(done, _("Painting the preview… {percent:.0f} %").format(percent=done * 100))
         elif kind == messages.IMAGE:
             self._show(event)
@@ -214,7 +209,7 @@ class PreviewPane:
                 seconds = time.monotonic() - self._started_at
                 self._show_progress(0.0, _("Instant picture ({seconds:.1f} s); refining…").format(seconds=seconds))
         elif kind == messages.WARNING:  # no instant picture: the optimisation's images still come
-            self._say(_("No instant picture: {why}").format(why=one_line(event.get("message", ""))))
+            self._say(_("No instant picture: {why}").format(why=event.message))
         elif kind == messages.RESULT:
             self._show(event)
             remove(event.get("path"))
@@ -222,12 +217,12 @@ class PreviewPane:
             self._current = None
         elif kind in (messages.ERROR, messages.REJECTED):
             self._show_progress(0.0, _("No preview"))
-            self._say(one_line(event.get("message", _("the preview failed"))))
+            self._say(event.message)
             self._current = None
 
-    def _show(self, event: dict) -> None:
+    def _show(self, event: Event) -> None:
         try:
-            w, h, c, data = event_pixels(event)
+            w, h, c, data = event.pixels()
             pixbuf = pixbuf_from_float(w, h, c, data)
         except (OSError, ValueError):  # an intermediate image already replaced by a newer one: skip it
             return

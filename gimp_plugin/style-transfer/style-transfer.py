@@ -3,7 +3,7 @@
 
 Thin by design, and standard library + gi only (GIMP's own Python has no numpy on Windows, macOS, Flatpak
 and AppImage). It reads the layer at full precision, shows the dialog, sends the pixels to a warm stylecore
-worker (worker_client.py; the interpreter install.py recorded), turns the worker's progress events into
+worker (stylecore/protocol/client.py, through session.py; the interpreter install.py recorded), turns the worker's progress events into
 GIMP's progress bar, and writes the float result as a new layer above the source, in one undo group. The
 source layer is never written to. Several selected layers are refused (one layer per run keeps the undo step
 and the progress bar meaningful). Bad arguments are a CALLING_ERROR, found before any worker starts.
@@ -21,13 +21,15 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
-    sys.path.insert(0, HERE)  # settings, worker_client, preview and the stdlib-only `stylecore` beside them
-import settings  # noqa: E402
-from settings import N_, _  # noqa: E402
-from worker_client import CallingError, PluginError, Session, add_alpha, channel, event_pixels, write_npy  # noqa: E402
+    sys.path.insert(0, HERE)  # the plug-in's modules and the stdlib-only `stylecore.protocol` beside them
+import arguments  # noqa: E402
+import i18n  # noqa: E402
+import job  # noqa: E402
+from i18n import N_, _  # noqa: E402
+from session import Session  # noqa: E402
 
-from stylecore.protocol import errors, host, messages, pixels  # noqa: E402
-from stylecore.protocol.client import RemoteFailure  # noqa: E402
+from stylecore.protocol import host, messages, npy, pixels  # noqa: E402
+from stylecore.protocol.errors import BadInput, StylecoreError  # noqa: E402
 
 PROC_NAME = "python-fu-style-transfer"
 CONFIG_PATH = os.path.join(HERE, host.CONFIG_NAME)
@@ -39,7 +41,7 @@ def read_region(drawable, scale=1.0):
     """The layer inside the selection's bounding box as R'G'B'A float32, scaled by GEGL: (bytes, (x, y, w, h) at full size, (w, h) scaled)."""
     ok, x, y, w, h = drawable.mask_intersect()
     if not ok or w == 0 or h == 0:
-        raise CallingError(_("the selection does not touch this layer; select part of the layer or Select > None"))
+        raise BadInput(_("the selection does not touch this layer; select part of the layer or Select > None"))
     sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
     rect = Gegl.Rectangle.new(round(x * scale), round(y * scale), sw, sh)
     raw = drawable.get_buffer().get(rect, scale, RGBA_FLOAT, Gegl.AbyssPolicy.CLAMP)
@@ -50,23 +52,23 @@ def preview_pixels(drawables):
     """(w, h, R'G'B'A float32) of the one selected layer, at most PREVIEW_SIDE pixels on its long side."""
     source = one_layer(drawables)
     ok, _x, _y, w, h = source.mask_intersect()
-    data, _region, (sw, sh) = read_region(source, min(1.0, settings.PREVIEW_SIDE / max(w, h, 1)))
+    data, _region, (sw, sh) = read_region(source, min(1.0, job.PREVIEW_SIDE / max(w, h, 1)))
     return sw, sh, data
 
 
 def one_layer(drawables):
     if len(drawables) != 1:
-        raise CallingError(_("{n} layers are selected; select exactly one layer").format(n=len(drawables)))
+        raise BadInput(_("{n} layers are selected; select exactly one layer").format(n=len(drawables)))
     if not isinstance(drawables[0], Gimp.Layer):
-        raise CallingError(_("select a layer (not a channel or mask) to stylize"))
+        raise BadInput(_("select a layer (not a channel or mask) to stylize"))
     return drawables[0]
 
 
 def check_style_layer(layer):
     if not isinstance(layer, Gimp.Layer):
-        raise CallingError(_("the style layer is not a layer; pick a layer of an open image"))
+        raise BadInput(_("the style layer is not a layer; pick a layer of an open image"))
     if layer.get_image().get_base_type() == Gimp.ImageBaseType.INDEXED:
-        raise CallingError(
+        raise BadInput(
             _("style layer '{name}' belongs to an indexed image; use Image > Mode > RGB on it first").format(
                 name=layer.get_name()
             )
@@ -82,7 +84,7 @@ def style_layer_pixels(layer):
 
 def write_style_layer(layer, path):
     image = style_layer_pixels(layer)
-    write_npy(path, image.width, image.height, 3, image.data)
+    npy.write_npy(path, image.width, image.height, 3, image.data)
 
 
 def style_layer_name(layer):
@@ -129,32 +131,26 @@ def styles_of(config):
     else:
         style = config.get_property("style-file")
         if style is None or style.get_path() is None:
-            raise CallingError(_("no style image chosen; pick one in the dialog (or pass style-file or style-layer)"))
+            raise BadInput(_("no style image chosen; pick one in the dialog (or pass style-file or style-layer)"))
         first = style.get_path()
         if not os.path.isfile(first):
-            raise CallingError(_("{path}: style image not found; choose another file").format(path=first))
+            raise BadInput(_("{path}: style image not found; choose another file").format(path=first))
         name = os.path.splitext(os.path.basename(first))[0]
     style2 = config.get_property("style-file-2")
     if style2 is None or not style2.get_path():
         return [(first, 1.0)], name
     if not os.path.isfile(style2.get_path()):
-        raise CallingError(_("{path}: second style image not found; choose another file").format(path=style2.get_path()))
-    w1, w2 = settings.style_weights(config.get_property("style-blend"))
+        raise BadInput(_("{path}: second style image not found; choose another file").format(path=style2.get_path()))
+    w1, w2 = job.style_weights(config.get_property("style-blend"))
     return [(first, w1), (style2.get_path(), w2)], name
 
 
 def run_on_of(config):
-    try:
-        return settings.run_on(config.get_property)
-    except RemoteFailure as exc:
-        raise CallingError(str(exc)) from None
+    return arguments.run_on(config.get_property)
 
 
 def options_of(config):
-    try:
-        return settings.options_from(config.get_property)
-    except errors.BadRequest as exc:
-        raise CallingError(str(exc)) from None
+    return arguments.options_from(config.get_property)
 
 
 def style_files(session, styles):
@@ -162,7 +158,7 @@ def style_files(session, styles):
 
     For a remote worker both travel in-band: a layer's pixels, a file's own bytes."""
     files = []
-    remote_worker = session.spawn().target is not None
+    remote_worker = session.spawn().remote
     for style, weight in styles:
         if remote_worker:
             if isinstance(style, str):
@@ -177,9 +173,10 @@ def style_files(session, styles):
 
 
 def on_progress(event):
-    if event.get("event") == messages.PROGRESS:
-        Gimp.progress_set_text(settings.progress_text(event))
-        Gimp.progress_update(min(1.0, float(event.get("done", 0.0))))
+    if event.kind == messages.PROGRESS:
+        progress = event.progress()
+        Gimp.progress_set_text(job.progress_text(progress))
+        Gimp.progress_update(min(1.0, max(0.0, progress.done)))
 
 
 class StyleTransfer(Gimp.PlugIn):
@@ -194,7 +191,7 @@ class StyleTransfer(Gimp.PlugIn):
         return [PROC_NAME]
 
     def do_set_i18n(self, name):
-        return False  # no message catalogue ships yet; _() falls back to the English strings
+        return i18n.gimp_i18n()
 
     def do_quit(self):
         if getattr(self, "_session", None) is not None:
@@ -216,7 +213,7 @@ class StyleTransfer(Gimp.PlugIn):
             name,
         )
         proc.set_attribution("stylecore developers", "stylecore developers", "2026")
-        for arg in settings.arguments():
+        for arg in arguments.arguments():
             add_argument(proc, arg)
         return proc
 
@@ -226,14 +223,14 @@ class StyleTransfer(Gimp.PlugIn):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
             self.stylize(image, drawables, config)
             return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
-        except CallingError as exc:
-            return procedure.new_return_values(Gimp.PDBStatusType.CALLING_ERROR, GLib.Error(str(exc)))
-        except PluginError as exc:
-            return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(str(exc)))
+        except BadInput as exc:  # bad arguments, found before any worker starts
+            return failure(procedure, Gimp.PDBStatusType.CALLING_ERROR, str(exc))
+        except StylecoreError as exc:
+            return failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, str(exc))
         except Exception as exc:  # never let an exception escape: GIMP would show no message at all
             where = self.log_trace(traceback.format_exc())
             message = _("style transfer failed: {error}").format(error=exc) + where
-            return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
+            return failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, message)
 
     def log_trace(self, trace):
         sys.stderr.write(trace)
@@ -249,7 +246,7 @@ class StyleTransfer(Gimp.PlugIn):
 
     def stylize(self, image, drawables, config):
         if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
-            raise CallingError(_("indexed images are not supported; use Image > Mode > RGB first"))
+            raise BadInput(_("indexed images are not supported; use Image > Mode > RGB first"))
         source = one_layer(drawables)
         styles, name = styles_of(config)
         options = options_of(config)
@@ -264,27 +261,27 @@ class StyleTransfer(Gimp.PlugIn):
             request_id = session.next_id("run")
             content = session.content(f"content-{request_id}.npy", region[2], region[3], 4, layer)
             output = session.output(f"result-{request_id}.npy")
-            request, payload = settings.build_message(request_id, content, style_files(session, styles), options, output)
-            event = worker.run(request, on_progress, payload)
+            request, payload = job.build(request_id, content, style_files(session, styles), options, output)
+            event = worker.run(request, payload, on_progress)
             try:
-                width, height, channels, result = event_pixels(event)
+                width, height, channels, result = event.pixels()
             except ValueError as exc:
-                raise PluginError(_("the result did not arrive whole ({error}); run again").format(error=exc)) from None
+                raise StylecoreError(_("the result did not arrive whole ({error}); run again").format(error=exc)) from None
             for path in (content, output):
                 if isinstance(path, str):
                     os.unlink(path)
         finally:
             Gimp.progress_end()
         if (width, height) != region[2:]:
-            raise PluginError(
+            raise StylecoreError(
                 _("the worker returned {w}x{h} pixels for a {lw}x{lh} layer; {details}").format(
                     w=width, h=height, lw=region[2], lh=region[3], details=worker.details()
                 )
             )
         if channels == 3:
-            result = add_alpha(result, channel(layer, 4, 3))
+            result = npy.add_alpha(result, npy.channel(layer, 4, 3))
         elif channels != 4:
-            raise PluginError(_("the worker returned {n} channels; {details}").format(n=channels, details=worker.details()))
+            raise StylecoreError(_("the worker returned {n} channels; {details}").format(n=channels, details=worker.details()))
         write_new_layer(image, source, region, result, _("Style: {name}").format(name=name), has_selection)
         Gimp.displays_flush()
 
@@ -327,7 +324,7 @@ class StyleTransfer(Gimp.PlugIn):
         def request(request_id, content, output):
             options = options_of(config)
             styles = style_files(session, styles_of(config)[0])
-            return settings.build_message(request_id, content, styles, options, output, session.spawn().workdir, preview=True)
+            return job.build(request_id, content, styles, options, output, session.spawn().workdir, preview=True)
 
         pane = preview.PreviewPane(row, config, session, lambda: preview_pixels(drawables), request)
         dialog.fill(["main-row"])
@@ -337,8 +334,13 @@ class StyleTransfer(Gimp.PlugIn):
         return ok
 
 
+def failure(procedure, status, message):
+    """The procedure's return values for a failure, with the one-line message GIMP shows."""
+    return procedure.new_return_values(status, GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0))
+
+
 def add_argument(proc, arg):
-    """One settings.Argument as a procedure argument."""
+    """One arguments.Argument as a procedure argument."""
     rw = GObject.ParamFlags.READWRITE
     label, blurb = _(arg.label), _(arg.help)
     if arg.kind == "double":

@@ -221,7 +221,7 @@ def _run_stylize(
             print(f"wrote {output} ({result.width}x{result.height})", file=sys.stderr)
         return EXIT_OK
 
-    if getattr(args, "remote", None):
+    if getattr(args, "remote", None) is not None:  # even '': one line saying what a destination looks like
         return remote_run.run(args, reporter, _cancel_event(args), save)
     result = stylize(
         content,

@@ -78,7 +78,11 @@ class RemoteFailure(StylecoreError):
 
 
 class WorkerFailed(StylecoreError):
-    """The worker could not start, stopped, or ended a request with an error (then exit_code is the worker's own)."""
+    """The worker could not start, stopped, or ended a request with an error (then exit_code and kind are the worker's)."""
+
+    def __init__(self, message: str = "", *, exit_code: int | None = None, kind: str = ""):
+        super().__init__(message, exit_code=exit_code)
+        self.kind = kind
 
 
 class SetupError(StylecoreError):

@@ -19,8 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+from .errors import REPAIR_HERE, SetupError
+
 CONFIG_NAME = "stylecore-worker.json"
-DEFAULT_REPAIR = "python3 install.py (in the stylecore folder)"
+WORKER_ARGS = ("-m", "stylecore", "worker")  # what runs the worker, after the interpreter and its flags
 LAYOUTS = ("native", "flatpak")
 GUARD = Path(__file__).resolve().with_name("guard.py")
 CREATE_NO_WINDOW = 0x08000000  # subprocess.CREATE_NO_WINDOW, which exists only on Windows builds of Python
@@ -48,10 +50,6 @@ ENV_DROP_PREFIXES = (
 ENV_DROP_NAMES = ("VIRTUAL_ENV", "CONDA_PREFIX", "__PYVENV_LAUNCHER__", "PERLLIB", "TCL_LIBRARY", "TK_LIBRARY", "APPDIR", "OWD")
 
 
-class ConfigError(Exception):
-    """The worker config is missing or broken; the message is one line that ends with the repair command."""
-
-
 @dataclass(frozen=True)
 class WorkerConfig:
     """stylecore-worker.json: the worker's interpreter and how to repair it; missing optional keys get defaults."""
@@ -60,7 +58,7 @@ class WorkerConfig:
     pythonpath: str = ""
     python_version: str = ""
     layout: str = "native"
-    repair: str = DEFAULT_REPAIR
+    repair: str = REPAIR_HERE
 
 
 def config_json(config: WorkerConfig) -> str:
@@ -74,21 +72,21 @@ def read_config(path: str | os.PathLike[str]) -> WorkerConfig:
         with open(path, encoding="utf-8") as fh:
             raw = json.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"stylecore is not set up for this GIMP ({path} is missing); run: {DEFAULT_REPAIR}") from None
+        raise SetupError(f"stylecore is not set up for this GIMP ({path} is missing); run: {REPAIR_HERE}") from None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path} is unreadable ({exc.__class__.__name__}); run: {DEFAULT_REPAIR}") from None
+        raise SetupError(f"{path} is unreadable ({exc.__class__.__name__}); run: {REPAIR_HERE}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path} is damaged (not a JSON object); run: {DEFAULT_REPAIR}")
-    repair = str(raw["repair"]) if isinstance(raw.get("repair"), str) and raw["repair"] else DEFAULT_REPAIR
+        raise SetupError(f"{path} is damaged (not a JSON object); run: {REPAIR_HERE}")
+    repair = str(raw["repair"]) if isinstance(raw.get("repair"), str) and raw["repair"] else REPAIR_HERE
     python = raw.get("python")
     if not isinstance(python, str) or not python:
-        raise ConfigError(f"{path} names no worker Python; run: {repair}")
+        raise SetupError(f"{path} names no worker Python; run: {repair}")
     fields = {key: raw.get(key) or "" for key in ("pythonpath", "python_version", "layout")}
     for key, value in fields.items():
         if not isinstance(value, str) or "\0" in value:
-            raise ConfigError(f"{path} has a bad '{key}'; run: {repair}")
+            raise SetupError(f"{path} has a bad '{key}'; run: {repair}")
     if "\0" in python:
-        raise ConfigError(f"{path} names a worker Python with a NUL byte; run: {repair}")
+        raise SetupError(f"{path} names a worker Python with a NUL byte; run: {repair}")
     return WorkerConfig(python, fields["pythonpath"], fields["python_version"], fields["layout"] or "native", repair)
 
 
@@ -96,9 +94,9 @@ def load_config(path: str | os.PathLike[str]) -> WorkerConfig:
     """Reads the config and checks that its interpreter is there, as the plug-in needs before it starts it."""
     config = read_config(path)
     if not os.path.isabs(config.python):
-        raise ConfigError(f"the worker Python '{config.python}' in {path} is not an absolute path; run: {config.repair}")
+        raise SetupError(f"the worker Python '{config.python}' in {path} is not an absolute path; run: {config.repair}")
     if not os.path.isfile(config.python):
-        raise ConfigError(f"the worker Python {config.python} no longer exists (moved or updated?); run: {config.repair}")
+        raise SetupError(f"the worker Python {config.python} no longer exists (moved or updated?); run: {config.repair}")
     return config
 
 
@@ -128,13 +126,13 @@ def stylecore_cache(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def worker_command(config: WorkerConfig) -> list[str]:
-    return [config.python, "-u", "-m", "stylecore", "worker"]
+    return [config.python, "-u", *WORKER_ARGS]
 
 
 def remote_worker_command(python: str | os.PathLike[str]) -> str:
     """What a far end runs over ssh, as install.py prints it to paste into the dialog: isolated mode, because ssh
     starts it in the home folder, which -m would put first on sys.path, and a login's PYTHON* settings stay out."""
-    return shlex.join([os.fspath(python), "-I", "-u", "-m", "stylecore", "worker"])
+    return shlex.join([os.fspath(python), "-I", "-u", *WORKER_ARGS])
 
 
 def guarded_command(config: WorkerConfig, workdir: str, parent_pid: int, guard: str | os.PathLike[str] = GUARD) -> list[str]:

@@ -1,12 +1,14 @@
-"""The typed progress record that the CLI, the plug-in and library callers all receive."""
+"""The typed progress record that the CLI, the worker, the plug-in and library callers all receive.
+
+Standard library only."""
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,12 @@ class Progress:
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> Progress:
+        """The record a progress event carries (its other fields, such as the request id, are left out)."""
+        known = {f.name: fields[f.name] for f in dataclasses.fields(cls) if f.name in fields}
+        return cls(**known)
 
 
 ProgressCallback = Callable[[Progress], None]
