@@ -1,0 +1,1 @@
+"""The Gatys optimisation: VGG features, the losses, L-BFGS and the coarse-to-fine driver."""
