@@ -19,5 +19,5 @@ if [ ! -x /usr/sbin/sshd ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/nul
 fi
 .venv/bin/python -m ruff check .
 .venv/bin/python -m ruff format --check .
-.venv/bin/python -m mypy                   # stylecore/ and install.py
+.venv/bin/python -m mypy                   # stylecore/, installer/, install.py and the plug-in
 exec .venv/bin/python -m pytest "$@"

@@ -104,7 +104,7 @@ def arguments() -> list[Argument]:
     ]
 
 
-def options_from(get: Callable[[str], object]) -> dict[str, object]:
+def options_from(get: Callable[[str], object]) -> dict[str, option_table.Value]:
     """The run options from the procedure config's values (get: config.get_property), checked by the contract.
 
     Raises errors.BadRequest (one line naming the option) before any worker starts."""

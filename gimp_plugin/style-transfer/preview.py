@@ -15,6 +15,7 @@ import array
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import gi
 
@@ -24,9 +25,10 @@ import job  # noqa: E402
 from gi.repository import GdkPixbuf, GLib, Gtk  # noqa: E402
 from i18n import _  # noqa: E402
 from job import DEBOUNCE_MS, INSTANT, PREVIEW_SIDE  # noqa: E402
+from session import Session  # noqa: E402
 
 from stylecore.protocol import messages  # noqa: E402
-from stylecore.protocol.client import GONE, Event, one_line  # noqa: E402
+from stylecore.protocol.client import GONE, Event, WorkerClient, one_line  # noqa: E402
 
 # Settings that change the picture. Quality matters only to and from Instant (see _on_setting); working size
 # and device change only how the final run gets there.
@@ -74,9 +76,9 @@ class PreviewPane:
     build_request(request_id, content, output): the preview's stylize request and its payload (job.build).
     """
 
-    def __init__(self, box: Gtk.Box, config, session, read_pixels: Callable, build_request: Callable):
+    def __init__(self, box: Gtk.Box, config: Any, session: Session, read_pixels: Callable, build_request: Callable) -> None:
         self.config, self.session, self._build = config, session, build_request
-        self.worker = None
+        self.worker: WorkerClient | None = None
         self._content: object = None  # a .npy path, or in-band pixels for a remote worker
         self._timer: int | None = None
         self._current: str | None = None  # the request whose events the pane shows
@@ -120,7 +122,7 @@ class PreviewPane:
         self.message.hide()
 
     # -- settings ------------------------------------------------------------------------------------
-    def _on_setting(self, _config, pspec) -> None:
+    def _on_setting(self, _config: Any, pspec: Any) -> None:
         if pspec.name in WATCHED:
             self._restart()
         elif pspec.name == "quality" and (self.config.get_property("quality") == INSTANT) != self._instant_only:
@@ -155,6 +157,7 @@ class PreviewPane:
         rid = self.session.next_id("preview-")
         try:
             request, payload = self._build(rid, self._content, self.session.output(f"{rid}.npy"))
+            assert self.worker is not None, "a preview is sent only once the worker is attached"
             self.worker.send(request, payload)
         except Exception as exc:  # no style chosen yet, a bad setting, a dead worker: say so in the pane
             self._say(one_line(exc))

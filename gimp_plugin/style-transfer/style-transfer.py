@@ -9,9 +9,14 @@ source layer is never written to. Several selected layers are refused (one layer
 and the progress bar meaningful). Bad arguments are a CALLING_ERROR, found before any worker starts.
 """
 
+from __future__ import annotations
+
+import functools
 import os
 import sys
 import traceback
+from collections.abc import Sequence
+from typing import Any
 
 import gi
 
@@ -28,7 +33,8 @@ import job  # noqa: E402
 from i18n import N_, _  # noqa: E402
 from session import Session  # noqa: E402
 
-from stylecore.protocol import host, messages, npy, pixels  # noqa: E402
+from stylecore.protocol import host, messages, npy, pixels, ssh  # noqa: E402
+from stylecore.protocol.client import Event  # noqa: E402
 from stylecore.protocol.errors import BadInput, StylecoreError  # noqa: E402
 
 PROC_NAME = "python-fu-style-transfer"
@@ -37,7 +43,7 @@ RGBA_FLOAT = "R'G'B'A float"  # non-linear sRGB, as the engine expects; float so
 RGB_FLOAT = "R'G'B' float"
 
 
-def read_region(drawable, scale=1.0):
+def read_region(drawable: Any, scale: float = 1.0) -> tuple[bytes, tuple[int, int, int, int], tuple[int, int]]:
     """The layer inside the selection's bounding box as R'G'B'A float32, scaled by GEGL: (bytes, (x, y, w, h) at full size, (w, h) scaled)."""
     ok, x, y, w, h = drawable.mask_intersect()
     if not ok or w == 0 or h == 0:
@@ -48,7 +54,7 @@ def read_region(drawable, scale=1.0):
     return bytes(raw), (x, y, w, h), (sw, sh)
 
 
-def preview_pixels(drawables):
+def preview_pixels(drawables: Sequence[Any]) -> tuple[int, int, bytes]:
     """(w, h, R'G'B'A float32) of the one selected layer, at most PREVIEW_SIDE pixels on its long side."""
     source = one_layer(drawables)
     ok, _x, _y, w, h = source.mask_intersect()
@@ -56,7 +62,7 @@ def preview_pixels(drawables):
     return sw, sh, data
 
 
-def one_layer(drawables):
+def one_layer(drawables: Sequence[Any]) -> Any:
     if len(drawables) != 1:
         raise BadInput(_("{n} layers are selected; select exactly one layer").format(n=len(drawables)))
     if not isinstance(drawables[0], Gimp.Layer):
@@ -64,7 +70,7 @@ def one_layer(drawables):
     return drawables[0]
 
 
-def check_style_layer(layer):
+def check_style_layer(layer: Any) -> None:
     if not isinstance(layer, Gimp.Layer):
         raise BadInput(_("the style layer is not a layer; pick a layer of an open image"))
     if layer.get_image().get_base_type() == Gimp.ImageBaseType.INDEXED:
@@ -75,19 +81,19 @@ def check_style_layer(layer):
         )
 
 
-def style_layer_pixels(layer):
+def style_layer_pixels(layer: Any) -> pixels.Pixels:
     """A layer used as the style: its whole extent as R'G'B' float32 (its alpha is ignored)."""
     w, h = layer.get_width(), layer.get_height()
     raw = layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, RGB_FLOAT, Gegl.AbyssPolicy.CLAMP)
     return pixels.Pixels(w, h, 3, "f32", bytes(raw))
 
 
-def write_style_layer(layer, path):
+def write_style_layer(layer: Any, path: str) -> None:
     image = style_layer_pixels(layer)
     npy.write_npy(path, image.width, image.height, 3, image.data)
 
 
-def style_layer_name(layer):
+def style_layer_name(layer: Any) -> str:
     """The style image's file name (without extension) and, when it has several layers, the layer's name."""
     image = layer.get_image()
     files = (image.get_file(), image.get_imported_file(), image.get_xcf_file())  # a JPEG just opened has only the second
@@ -98,7 +104,9 @@ def style_layer_name(layer):
     return stem if len(image.get_layers()) == 1 else f"{stem} ({layer.get_name()})"
 
 
-def write_new_layer(image, source, region, rgba, name, has_selection):
+def write_new_layer(
+    image: Any, source: Any, region: tuple[int, int, int, int], rgba: bytes, name: str, has_selection: bool
+) -> Any:
     """The result as a new layer above the source; the layer takes the image's precision, so floats stay floats."""
     x, y, w, h = region
     grey = image.get_base_type() == Gimp.ImageBaseType.GRAY
@@ -120,7 +128,7 @@ def write_new_layer(image, source, region, rgba, name, has_selection):
     return layer
 
 
-def styles_of(config):
+def styles_of(config: Any) -> tuple[list[tuple[Any, float]], str]:
     """[(path or layer, weight)] of the style inputs and the new layer's name; a style layer wins over style-file.
 
     Checked before the worker starts, so a wrong argument costs no model load."""
@@ -145,15 +153,15 @@ def styles_of(config):
     return [(first, w1), (style2.get_path(), w2)], name
 
 
-def run_on_of(config):
+def run_on_of(config: Any) -> ssh.Target | None:
     return arguments.run_on(config.get_property)
 
 
-def options_of(config):
+def options_of(config: Any) -> dict[str, Any]:
     return arguments.options_from(config.get_property)
 
 
-def style_files(session, styles):
+def style_files(session: Session, styles: Sequence[tuple[Any, float]]) -> list[tuple[messages.Source, float]]:
     """Style layers become float32 .npy files in the worker's private dir (once per worker); paths stay as they are.
 
     For a remote worker both travel in-band: a layer's pixels, a file's own bytes."""
@@ -162,17 +170,29 @@ def style_files(session, styles):
     for style, weight in styles:
         if remote_worker:
             if isinstance(style, str):
-                with open(style, "rb") as fh:
-                    style = messages.EncodedFile(os.path.basename(style), fh.read())
+                style = carried_file(style)
             else:
                 style = style_layer_pixels(style)
         elif not isinstance(style, str):
-            style = session.style_file(style.get_id(), lambda path, layer=style: write_style_layer(layer, path))
+            style = session.style_file(style.get_id(), functools.partial(write_style_layer, style))
         files.append((style, weight))
     return files
 
 
-def on_progress(event):
+def carried_file(path: str) -> messages.EncodedFile:
+    """A style file's own bytes, for a worker on another machine; bounded by what one request may carry."""
+    size = os.path.getsize(path)
+    if size > pixels.MAX_BYTES:
+        raise BadInput(
+            _("{path}: the style image is {size} bytes, over the {limit} a request may carry; use a smaller file").format(
+                path=path, size=size, limit=pixels.MAX_BYTES
+            )
+        )
+    with open(path, "rb") as fh:
+        return messages.EncodedFile(os.path.basename(path), fh.read(pixels.MAX_BYTES + 1))
+
+
+def on_progress(event: Event) -> None:
     if event.kind == messages.PROGRESS:
         progress = event.progress()
         Gimp.progress_set_text(job.progress_text(progress))
@@ -182,22 +202,22 @@ def on_progress(event):
 class StyleTransfer(Gimp.PlugIn):
     """The plug-in; its session (the warm worker, request ids, style files) lives as long as this process."""
 
-    def session(self):
+    def session(self) -> Session:
         if getattr(self, "_session", None) is None:
             self._session = Session(CONFIG_PATH)
         return self._session
 
-    def do_query_procedures(self):
+    def do_query_procedures(self) -> list[str]:
         return [PROC_NAME]
 
-    def do_set_i18n(self, name):
+    def do_set_i18n(self, name: str) -> tuple[bool, str | None, str | None]:
         return i18n.gimp_i18n()
 
-    def do_quit(self):
+    def do_quit(self) -> None:
         if getattr(self, "_session", None) is not None:
             self._session.close()
 
-    def do_create_procedure(self, name):
+    def do_create_procedure(self, name: str) -> Any:
         proc = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run, None)
         proc.set_image_types("RGB*, GRAY*")
         proc.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
@@ -217,7 +237,7 @@ class StyleTransfer(Gimp.PlugIn):
             add_argument(proc, arg)
         return proc
 
-    def run(self, procedure, run_mode, image, drawables, config, data):
+    def run(self, procedure: Any, run_mode: Any, image: Any, drawables: Sequence[Any], config: Any, data: Any) -> Any:
         try:
             if run_mode == Gimp.RunMode.INTERACTIVE and not self.dialog(procedure, config, drawables):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
@@ -232,7 +252,7 @@ class StyleTransfer(Gimp.PlugIn):
             message = _("style transfer failed: {error}").format(error=exc) + where
             return failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, message)
 
-    def log_trace(self, trace):
+    def log_trace(self, trace: str) -> str:
         sys.stderr.write(trace)
         log_path = self.session().log_path()
         if not log_path:
@@ -244,7 +264,7 @@ class StyleTransfer(Gimp.PlugIn):
             return ""
         return _("; details in {path}").format(path=log_path)
 
-    def stylize(self, image, drawables, config):
+    def stylize(self, image: Any, drawables: Sequence[Any], config: Any) -> None:
         if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
             raise BadInput(_("indexed images are not supported; use Image > Mode > RGB first"))
         source = one_layer(drawables)
@@ -285,7 +305,7 @@ class StyleTransfer(Gimp.PlugIn):
         write_new_layer(image, source, region, result, _("Style: {name}").format(name=name), has_selection)
         Gimp.displays_flush()
 
-    def dialog(self, procedure, config, drawables):
+    def dialog(self, procedure: Any, config: Any, drawables: Sequence[Any]) -> bool:
         gi.require_version("GimpUi", "3.0")
         gi.require_version("Gtk", "3.0")
         import preview  # GTK: loaded only with the dialog
@@ -321,7 +341,7 @@ class StyleTransfer(Gimp.PlugIn):
 
         session.run_on(run_on_of(config))
 
-        def request(request_id, content, output):
+        def request(request_id: str, content: messages.Source, output: str | None) -> tuple[dict, bytes | None]:
             options = options_of(config)
             styles = style_files(session, styles_of(config)[0])
             return job.build(request_id, content, styles, options, output, session.spawn().workdir, preview=True)
@@ -334,18 +354,19 @@ class StyleTransfer(Gimp.PlugIn):
         return ok
 
 
-def failure(procedure, status, message):
+def failure(procedure: Any, status: Any, message: str) -> Any:
     """The procedure's return values for a failure, with the one-line message GIMP shows."""
     return procedure.new_return_values(status, GLib.Error.new_literal(Gimp.PlugIn.error_quark(), message, 0))
 
 
-def add_argument(proc, arg):
+def add_argument(proc: Any, arg: arguments.Argument) -> None:
     """One arguments.Argument as a procedure argument."""
     rw = GObject.ParamFlags.READWRITE
     label, blurb = _(arg.label), _(arg.help)
     if arg.kind == "double":
         proc.add_double_argument(arg.name, label, blurb, arg.minimum, arg.maximum, arg.default, rw)
     elif arg.kind == "int":
+        assert arg.minimum is not None and arg.maximum is not None, arg
         proc.add_int_argument(arg.name, label, blurb, int(arg.minimum), int(arg.maximum), arg.default, rw)
     elif arg.kind == "boolean":
         proc.add_boolean_argument(arg.name, label, blurb, arg.default, rw)

@@ -62,7 +62,12 @@ def run(args: argparse.Namespace, reporter: Callable[[Progress], None], cancel: 
     try:
         with WorkerClient(target) as worker:
             worker.wait_ready()
-            threading.Thread(target=lambda: cancel.wait() and worker.cancel(REQUEST_ID), daemon=True).start()
+
+            def cancel_when_asked() -> None:
+                cancel.wait()
+                worker.cancel(REQUEST_ID)
+
+            threading.Thread(target=cancel_when_asked, daemon=True).start()
             result = worker.run(
                 obj, payload, lambda event: reporter(event.progress()) if event.kind == messages.PROGRESS else None
             )
