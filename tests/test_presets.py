@@ -20,13 +20,24 @@ def test_the_draft_schedule_is_a_quick_preview():
 
 
 def test_best_preset_climbs_to_the_layer_size_in_doublings_above_its_base_size():
-    steps = presets.schedule(presets.PRESETS["best"], 6000)
-    assert steps[-3:] == [(1500, 10), (3000, 6), (6000, 6)]
-    evals = [e for _, e in steps]
+    preset = presets.PRESETS["best"]
+    steps = presets.schedule(preset, 6000)
+    sizes, evals = [s for s, _ in steps], [e for _, e in steps]
+    assert preset.min_size <= sizes[0] < 2 * preset.min_size and sizes[-1] == 6000  # coarse to fine, to the layer's size
+    above = [s for s in sizes if s > 1.5 * preset.base_size]
+    assert above and all(b == 2 * a for a, b in zip([sizes[-len(above) - 1], *above], above))  # doublings up there
     assert evals == sorted(evals, reverse=True)  # coarse scales, where each evaluation is cheap, get most
-    assert presets.schedule(presets.PRESETS["balanced"], 1024)[-1] == (1024, 6)
+    assert all(e >= 1 for e in evals)
     plan = coarse_to_fine.plan((6000, 4000), StyleOptions(preset="best"), tile_side=1024)
     assert plan[-1].grid is not None and (plan[-1].width, plan[-1].height) == (6000, 4000)  # tiled at the top
+
+
+def test_the_finest_scale_gets_enough_evaluations_to_paint_over_the_photo():
+    """balanced's last scale is what is seen at 100 %: up to 512 px it gets at least final_evals."""
+    balanced = presets.PRESETS["balanced"]
+    for side in (320, 512):  # the preview's size and the bench's
+        steps = presets.schedule(balanced, side)
+        assert steps[-1][0] == side and steps[-1][1] >= balanced.final_evals
 
 
 def test_thin_layers_are_planned_at_the_smallest_size_the_network_takes():
@@ -66,8 +77,17 @@ def test_style_options_are_the_contracts_run_options():
     assert StyleOptions().strength == 70 == option_table.option("strength").default
 
 
-def test_the_engine_presets_are_the_ones_every_front_end_offers():
-    assert list(presets.PRESETS) == [name for name, _ in presets.PRESETS] == list(option_table.option("preset").choices)
+def test_every_offered_preset_has_a_label_and_a_schedule():
+    """What the CLI, the worker and the dialog offer (the option table's choices) is a preset that can run."""
+    offered = option_table.option("preset").choices
+    assert offered == tuple(presets.PRESETS) and dict(option_table.LABELLED_CHOICES["preset"]).keys() == set(offered)
+    labels = [presets.get_preset(name).label for name in offered]
+    assert all(labels) and len(set(labels)) == len(labels), "each preset has its own label"
+    for name in offered:
+        preset = presets.get_preset(name)
+        if not preset.feed_forward:
+            steps = presets.schedule(preset, 512)
+            assert steps[-1][0] == 512 and all(e > 0 for _, e in steps), name
 
 
 def test_unknown_keywords_are_refused_not_ignored():
