@@ -104,6 +104,14 @@ def arguments() -> list[Argument]:
     ]
 
 
+# The dialog shows these first, in this order; every other argument goes under Advanced, in the procedure's order.
+MAIN = ("style-file", "style-layer", "strength", "preserve-colors", "seamless", "quality")
+
+
+def advanced() -> list[str]:
+    return [arg.name for arg in arguments() if arg.name not in MAIN]
+
+
 def options_from(get: Callable[[str], object]) -> dict[str, option_table.Value]:
     """The run options from the procedure config's values (get: config.get_property), checked by the contract.
 

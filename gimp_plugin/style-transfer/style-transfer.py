@@ -315,25 +315,10 @@ class StyleTransfer(Gimp.PlugIn):
         dialog = GimpUi.ProcedureDialog.new(procedure, config, _("Style Transfer"))
         dialog.get_scale_entry("strength", 1.0)  # sliders rather than bare spin buttons
         dialog.get_scale_entry("style-blend", 1.0)
-        dialog.fill_box(
-            "advanced-box",
-            [
-                "working-size",
-                "style-scale",
-                "seed",
-                "device",
-                "style-file-2",
-                "style-blend",
-                "run-on",
-                "remote-command",
-                "ssh-options",
-            ],
-        )
+        dialog.fill_box("advanced-box", arguments.advanced())
         expander = dialog.fill_expander("advanced", None, False, "advanced-box")
         expander.set_label(_("Advanced"))
-        dialog.fill_box(
-            "options-box", ["style-file", "style-layer", "strength", "preserve-colors", "seamless", "quality", "advanced"]
-        )
+        dialog.fill_box("options-box", [*arguments.MAIN, "advanced"])
         row = dialog.fill_box("main-row", ["options-box"])  # the options, then the live preview to their right
         row.set_orientation(Gtk.Orientation.HORIZONTAL)
         row.set_spacing(12)
