@@ -1,4 +1,7 @@
-"""install.py's options and the install itself; main() turns an InstallError into one line and exit status 1."""
+"""install.py's options and the install itself.
+
+main() turns every failure into one line on stderr: an InstallError, an OSError or a damaged worker config is exit
+status 1; anything else is a bug in install.py, said as such (exit 70), with its traceback in a log file."""
 
 from __future__ import annotations
 
@@ -6,17 +9,19 @@ import argparse
 import os
 import platform
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from stylecore.protocol import host
+from stylecore.protocol import errors, host
 
 from . import discovery, native
 from .check import check, check_remote
-from .common import HERE, InstallError, python_version_of, repair_command, say, this_python_version
-from .discovery import Target, load_state, save_state
+from .common import HERE, InstallError, error, os_error_line, python_version_of, repair_command, say, this_python_version
+from .discovery import Target, check_state_writable, load_state, save_state
 from .flatpak_env import ensure_flatpak_environment, ensure_flatpak_weights
-from .plugin import worker_config, write_dispatcher, write_plugin
+from .plugin import claim, worker_config, write_dispatcher, write_plugin
 from .uninstall import uninstall
 
 USAGE = """One command that sets stylecore up for a user: environment, weights, GIMP plug-in, demo.
@@ -43,17 +48,21 @@ def install(args: argparse.Namespace) -> int:
             platform.system(), os.environ, Path.home(), flatpak, args.gimp_dir, discovery.native_gimp_on_path()
         )
     )
+    repair = repair_command(args)
     for t in targets:
         say(f"GIMP folder ({t.how}, {'found' if t.exists else 'will be created'}): {t.path}")
+    for t in targets:  # before any work: every folder can take the plug-in, and the record of installs can be written
+        claim(t, repair)
+    entries = load_state() if targets else []
+    if targets:
+        check_state_writable()
     native_targets = [t for t in targets if t.layout == "native"]
     flat = [t for t in targets if t.layout == "flatpak"]
     shared = [t for t in targets if t.layout == "shared"]
-    repair = repair_command(args)
     python: Path | None = None
     if native_targets or shared or not args.no_demo or args.no_plugin:
         python = native.ensure_native_environment(args)
         native.ensure_native_weights(python, args)
-    entries = load_state()
     if native_targets:
         assert python is not None
         version = python_version_of([python]) or this_python_version()
@@ -130,9 +139,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.check:
             return check(args)
         if args.uninstall:
-            uninstall(args)
-            return 0
+            return uninstall(args)
         return install(args)
-    except InstallError as exc:
-        print(f"install: error: {exc}", file=sys.stderr, flush=True)
+    except (InstallError, errors.StylecoreError) as exc:  # a damaged worker config, say
+        error(str(exc))
         return 1
+    except OSError as exc:  # a folder or file the steps met: which, what the system said, what to do
+        error(os_error_line(exc, repair_command(args)))
+        return 1
+    except KeyboardInterrupt:
+        error(f"interrupted; run the same command again to finish: {repair_command(args)}")
+        return 130
+    except Exception as exc:  # a bug: one line that says so, the traceback kept for the report
+        return report_bug(exc)
+
+
+def report_bug(exc: Exception) -> int:
+    """An exception no step expected: one line naming it as a bug in install.py, the traceback in a log file
+    (after the line, on stderr, if no log can be written). Exit status 70, as stylecore's other internal errors."""
+    trace = "".join(traceback.format_exception(exc))
+    try:
+        fd, log = tempfile.mkstemp(prefix="stylecore-install-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(trace)
+        where = f"the traceback is in {log}"
+    except OSError:
+        where = "the traceback follows"
+    error(f"unexpected {type(exc).__name__}: {exc}: a bug in install.py; please report it ({where})")
+    if where == "the traceback follows":
+        sys.stderr.write(trace)
+    return 70

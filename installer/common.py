@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import platform
 import shlex
@@ -26,6 +27,44 @@ class InstallError(Exception):
 
 def say(msg: str) -> None:
     print(f"install: {msg}", flush=True)
+
+
+def error(msg: str) -> None:
+    """The one error line (on stderr), whatever the message held: newlines and runs of spaces become one space."""
+    print(f"install: error: {' '.join(msg.split())}", file=sys.stderr, flush=True)
+
+
+# What to do about an OSError, by its errno: the fix half of the one line that os_error_line writes.
+OS_FIXES = {
+    errno.EACCES: "make it writable for you (chmod u+w), or choose another folder",
+    errno.EPERM: "make it writable for you (chmod u+w), or choose another folder",
+    errno.EROFS: "it is on a read-only file system; choose a folder on a writable one",
+    errno.ENOTDIR: "a file stands where a folder is needed; move that file away",
+    errno.EEXIST: "something is already there; move it away",
+    errno.EISDIR: "a folder stands where a file is needed; move that folder away",
+    errno.ENOSPC: "free some disk space",
+}
+
+
+def os_error_line(exc: OSError, repair: str) -> str:
+    """Any OSError from any step as one line: the path, what the system said, what to do, the repair command."""
+    where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    what = exc.strerror or str(exc) or exc.__class__.__name__
+    fix = OS_FIXES.get(exc.errno or 0, "fix that, or choose another folder")
+    return f"{where + ': ' if where else ''}{what}; {fix}; then run: {repair}"
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why folder cannot be made or written to, with the fix (a file where a folder must be, a read-only folder),
+    or None if it can. Looks at the nearest part of the path that exists, as mkdir(parents=True) would meet it."""
+    existing = folder
+    while not os.path.lexists(existing) and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder (a file or a broken link stands there): move it away"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is read-only for you: make it writable (chmod u+w '{existing}')"
+    return None
 
 
 def run(cmd: Sequence[object], **kw: Any) -> subprocess.CompletedProcess[str]:

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import common
-from .common import PLUGIN_NAME, say
+from .common import PLUGIN_NAME, InstallError, say, unwritable
 
 SERIES = ("3.0", "3.2")  # GIMP 3 user-folder versions; the newest is the stable GIMP
 STABLE = SERIES[-1]
 FLATPAK_APP = "org.gimp.GIMP"
+LAYOUTS = ("native", "flatpak", "shared")  # Target.layout, as the record of installs holds it
 
 
 def flatpak_data_dir(home: Path) -> Path:
@@ -175,11 +176,44 @@ def state_file(env: Mapping[str, str], home: Path) -> Path:
 
 
 def load_state() -> list[dict[str, str]]:
+    """The folders install.py installed into, as recorded; none if nothing was recorded yet.
+
+    A record that cannot be read or makes no sense is one line that says how to fix it, not a guess."""
+    path = state_file(os.environ, Path.home())
+    fix = "delete it (install.py writes it anew; until then --uninstall finds only the folders it discovers) and run the same command again"
     try:
-        data = json.loads(state_file(os.environ, Path.home()).read_text())
-        return [d for d in data if isinstance(d, dict) and "path" in d and "layout" in d]
-    except (OSError, ValueError, TypeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return []
+    except NotADirectoryError:
+        raise InstallError(f"{_not_a_folder(path)}; move that file away and run the same command again") from None
+    except IsADirectoryError:
+        raise InstallError(
+            f"{path} is a folder, not install.py's record of installs; move it away and run the same command again"
+        ) from None
+    except OSError as exc:
+        raise InstallError(f"cannot read {path} ({exc.strerror or exc}); make it readable or {fix}") from None
+    except ValueError:  # not JSON, or not UTF-8
+        raise InstallError(f"{path} is damaged (not JSON); {fix}") from None
+    if not isinstance(data, list) or not all(
+        isinstance(d, dict) and isinstance(d.get("path"), str) and d["path"] and d.get("layout") in LAYOUTS for d in data
+    ):
+        raise InstallError(f'{path} is damaged (each entry needs a "path" string and a "layout"); {fix}')
+    return [{"path": d["path"], "layout": d["layout"]} for d in data]
+
+
+def _not_a_folder(path: Path) -> str:
+    """For a path one of whose folders is a file: which one."""
+    parent = next((p for p in path.parents if os.path.lexists(p) and not p.is_dir()), path.parent)
+    return f"{parent} is a file where install.py keeps a folder (for {path})"
+
+
+def check_state_writable() -> None:
+    """Before any work: the record of installs can be written (its folder is no file, and not read-only)."""
+    path = state_file(os.environ, Path.home())
+    problem = unwritable(path.parent)
+    if problem:
+        raise InstallError(f"cannot record the install in {path}: {problem}; then run the same command again")
 
 
 def save_state(entries: list[dict[str, str]]) -> None:

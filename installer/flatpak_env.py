@@ -104,7 +104,8 @@ def bootstrap_pip(venv: Path, version: str, repair: str) -> None:
 
 
 def our_envs(flatpak: Flatpak) -> list[Path]:
-    return [p for p in envs_root(flatpak).glob("venv-py*") if (p / MARKER).exists()]
+    """The Flatpak worker environments install.py made (a link or a folder without its marker is not one)."""
+    return [p for p in envs_root(flatpak).glob("venv-py*") if not p.is_symlink() and (p / MARKER).is_file()]
 
 
 def remove_stale_flatpak_envs(flatpak: Flatpak, keep: Path) -> None:

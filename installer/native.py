@@ -11,7 +11,7 @@ from pathlib import Path
 from stylecore.protocol import host
 
 from . import common
-from .common import HERE, InstallError, clean_env, repair_command, say
+from .common import HERE, MARKER, InstallError, clean_env, repair_command, say
 from .torch_choice import pick_torch
 
 
@@ -42,6 +42,7 @@ def ensure_native_environment(args: argparse.Namespace) -> Path:
             raise InstallError(
                 f"could not create a virtual environment; install python3-venv (Debian/Ubuntu), then run: {repair_command(args)}"
             )
+        (venv / MARKER).write_text("made by stylecore's install.py; 'python3 install.py --uninstall --remove-env' removes it\n")
     extras = "[dev]" if args.dev else ""
     if python_has(python, "torch") and python_has(python, "stylecore") and not args.dev:
         say(f"environment {venv} already has torch; updating stylecore in it")
@@ -88,14 +89,14 @@ def _instant_runtime(python: Path) -> None:
 
 
 def host_weights_file() -> Path | None:
-    """The weights this user's host cache already holds."""
-    path = host.stylecore_cache() / "vgg16-features.npz"
+    """The weights this user's host cache (the one the installed worker reads) already holds."""
+    path = host.stylecore_cache(clean_env()) / "vgg16-features.npz"
     return path if path.is_file() else None
 
 
 def host_instant_folder() -> Path | None:
     """The instant network this user's host cache already holds (the worker verifies it when it copies it)."""
-    path = host.stylecore_cache() / "instant"
+    path = host.stylecore_cache(clean_env()) / "instant"
     return path if all((path / name).is_file() for name in INSTANT_FILES) else None
 
 
@@ -116,14 +117,27 @@ def fetch_commands(run_python: Sequence[object], weights: Path | None, instant: 
 
 
 def engine_env(args: argparse.Namespace) -> dict[str, str]:
-    """The environment for running stylecore from this shell (the checkout on the path when it is vendored)."""
-    return {**os.environ, "PYTHONPATH": str(HERE)} if args.vendor else dict(os.environ)
+    """The environment the installed worker gets (host.worker_environment: no PYTHON*, no STYLECORE_* variables), so
+    what stylecore fetches or runs from here uses the cache the plug-in reads; the checkout on the path when vendored."""
+    return clean_env({"PYTHONPATH": str(HERE)} if args.vendor else None)
+
+
+def note_shell_cache() -> None:
+    """STYLECORE_CACHE in this shell names a cache that the plug-in's worker never reads: say so, once."""
+    own = os.environ.get("STYLECORE_CACHE")
+    used = host.stylecore_cache(clean_env())
+    if own and Path(own).expanduser().resolve() != used.resolve():
+        say(
+            f"note: STYLECORE_CACHE={own} is set in this shell, but the GIMP plug-in's worker does not read STYLECORE_* "
+            f"variables, so the weights go to {used}, where it looks ('stylecore weights fetch' here fills {own})"
+        )
 
 
 def ensure_native_weights(python: Path, args: argparse.Namespace) -> None:
-    """The VGG weights and the instant network in the worker's cache."""
+    """The VGG weights and the instant network in the cache the installed worker reads."""
     weights = Path(args.weights).resolve() if args.weights else None
     instant = Path(args.instant).resolve() if args.instant else None
+    note_shell_cache()
     for cmd in fetch_commands([python], weights, instant):
         r = common.run(cmd, env=engine_env(args), capture_output=True)
         sys.stderr.write(r.stderr)

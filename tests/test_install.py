@@ -440,6 +440,36 @@ def test_uninstall_removes_only_what_install_made(tmp_path, monkeypatch):
     assert json.loads(discovery.state_file(os.environ, home).read_text()) == []
 
 
+def test_the_marker_lists_what_install_wrote_and_a_reinstall_drops_what_the_new_version_lacks(tmp_path):
+    target = discovery.Target(tmp_path / "GIMP/3.2", "native", "t")
+    cfg = plugin.worker_config(Path("/p"), "3.11", "native", "r")
+    plugin.write_plugin(target, cfg, vendor=True)
+    listed = plugin.owned_files(target.plugin_dir)
+    assert "style-transfer.py" in listed and "stylecore/protocol/host.py" in listed and "engine/stylecore/__init__.py" in listed
+    assert sorted(listed) == sorted(str(p.relative_to(target.plugin_dir)) for p in target.plugin_dir.rglob("*") if p.is_file()
+                                    and p.name != common.MARKER)  # fmt: skip
+    (target.plugin_dir / "engine/stylecore/__pycache__").mkdir()
+    (target.plugin_dir / "engine/stylecore/__pycache__/x.cpython-311.pyc").write_bytes(b"\0")
+    plugin.write_plugin(target, cfg, vendor=False)  # the engine is no longer vendored: its files, and its folder, go
+    assert not (target.plugin_dir / "engine").exists()
+    assert not any(rel.startswith("engine/") for rel in plugin.owned_files(target.plugin_dir))
+
+
+def test_uninstall_of_a_folder_with_a_marker_from_before_the_manifest(tmp_path, monkeypatch):
+    """Earlier versions wrote a plain-text marker: what this checkout writes, and their stylecore/ folder, are theirs."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    target = discovery.Target(tmp_path / "custom-gimp", "native", "t")
+    plugin.write_plugin(target, plugin.worker_config(Path("/p"), "3.11", "native", "r"), vendor=False)
+    (target.plugin_dir / common.MARKER).write_text(
+        "made by stylecore's install.py; 'python3 install.py --uninstall' removes this folder\n"
+    )
+    (target.plugin_dir / "stylecore/contract.py").write_text("# a module of the old layout\n")
+    (target.plugin_dir / "__pycache__").mkdir()
+    (target.plugin_dir / "__pycache__/preview.cpython-311.pyc").write_bytes(b"\0")
+    assert cli.main(["--uninstall", "--gimp-dir", str(target.path)]) == 0
+    assert not target.plugin_dir.exists()
+
+
 # --- the plug-in folder and --check start the worker as the plug-in does -----------------------------
 
 FAKE_WORKER = REPO / "tests" / "gimp" / "fake_worker.py"
@@ -458,7 +488,10 @@ def test_plugin_folder_holds_the_standard_library_modules_it_imports(tmp_path):
     target = discovery.Target(tmp_path / "GIMP/3.2", "native", "test")
     entry = plugin.write_plugin(target, plugin.worker_config(Path("/p"), "3.11", "native", "r"), vendor=False)
     assert sorted(p.name for p in (entry.parent / "stylecore").iterdir()) == sorted(plugin.PLUGIN_MODULES)
-    probe = "import sys; sys.path.insert(0, ''); from stylecore import contract, hostenv; print(sorted({'numpy', 'torch'} & set(sys.modules)))"
+    probe = (
+        "import sys; sys.path.insert(0, ''); from stylecore.protocol import client, host, messages; "
+        "print(sorted({'numpy', 'torch'} & set(sys.modules)))"
+    )
     r = subprocess.run([BASE_PYTHON, "-I", "-c", probe], cwd=entry.parent, capture_output=True, text=True)
     assert (r.returncode, r.stdout.strip()) == (0, "[]"), r.stderr
 
@@ -524,7 +557,8 @@ def test_install_fetches_the_instant_network_with_the_weights_from_the_files_giv
 
 def test_the_flatpak_sandbox_gets_the_hosts_instant_network_as_it_gets_the_vgg_weights(tmp_path, monkeypatch):
     calls = fetches(monkeypatch)
-    host = Path(os.environ["STYLECORE_CACHE"])  # the isolated cache of this test (conftest)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # the host cache the installed worker reads
+    host = tmp_path / "xdg-cache" / "stylecore"  # not STYLECORE_CACHE (conftest's), which that worker never sees
     (host / "instant").mkdir(parents=True)
     for name in native.INSTANT_FILES:
         (host / "instant" / name).write_bytes(b"x")
@@ -534,7 +568,8 @@ def test_the_flatpak_sandbox_gets_the_hosts_instant_network_as_it_gets_the_vgg_w
     assert calls == [fetch + [str(host / "instant")], fetch + [str(host / "vgg16-features.npz")]]
 
 
-def test_a_damaged_instant_network_given_to_the_installer_is_one_line(tmp_path, capsys):
+def test_a_damaged_instant_network_given_to_the_installer_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # the fetch runs as the worker would: this cache
     folder = tmp_path / "instant"
     folder.mkdir()
     for name in native.INSTANT_FILES:
