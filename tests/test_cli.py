@@ -201,7 +201,7 @@ def test_json_progress_into_head_stops_the_lines_not_the_run(content_png, style_
     """`stylecore ... --json-progress | head -n 1`: the reader goes after one line."""
     out = tmp_path / "o.png"
     code = (
-        "import functools, sys; from stylecore import cli, contract, engine; "
+        "import functools, sys; from stylecore.engine import stylizer; from stylecore.frontends import cli; "
         "cli.stylize = functools.partial(stylizer.stylize, random_weights=True); sys.exit(cli.main(sys.argv[1:]))"
     )
     args = [content_png, style_png, "-o", out, "--working-size", 64, "--preset", "draft", "--json-progress"]
@@ -215,7 +215,6 @@ def test_json_progress_into_head_stops_the_lines_not_the_run(content_png, style_
 
 
 def test_readme_lists_every_exit_code():
-
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     line = "Exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in errors.EXIT_CODES) + "."
     assert line in readme and "130" in line
