@@ -27,9 +27,32 @@ def test_the_weights_are_loaded_once_for_many_runs(monkeypatch, quick):
 
     monkeypatch.setattr(vgg_weights, "load_weights", counting_load)
     stylizer = Stylizer(device="cpu")
+    assert loads == [], "read on the first run that needs them: the instant preset never does"
     for strength in (40, 80):
         stylizer.stylize(gradient_image(40, 30), STYLE, strength=strength, preset=quick)
     assert loads == ["vgg16"]
+    stylizer.load_weights()
+    assert loads == ["vgg16"]
+
+
+def test_bad_weights_are_refused_by_load_weights_or_by_the_first_run_that_needs_them(tmp_path, quick):
+    """load_weights is what the worker calls before `ready`, so that a bad file is its first word."""
+    path = tmp_path / "vgg16.npz"
+    np.savez(path, **vgg.random_state("vgg16"))  # random weights never pass as the published ones
+    stylizer = Stylizer(device="cpu", weights=path)
+    with pytest.raises(stylecore.WeightsUnavailable, match="do not match"):
+        stylizer.load_weights()
+    gone = Stylizer(device="cpu", weights=tmp_path / "gone.npz")
+    with pytest.raises(stylecore.WeightsUnavailable, match="gone.npz"):
+        gone.stylize(gradient_image(40, 30), STYLE, preset=quick)
+
+
+def test_the_one_shot_reads_the_weights_before_any_work(monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setattr(stylecore.Stylizer, "_optimize", lambda *a, **k: seen.append("work"))
+    with pytest.raises(stylecore.WeightsUnavailable, match="gone.npz"):
+        stylecore.stylize(gradient_image(40, 30), STYLE, preset="draft", weights=tmp_path / "gone.npz", device="cpu")
+    assert seen == []
 
 
 def test_style_statistics_are_reused_and_do_not_change_the_result(quick):

@@ -1,9 +1,12 @@
 """The engine object: weights loaded and verified once, networks built once, many runs.
 
 `Stylizer` is what a long-lived process (the GIMP worker, a server) keeps; `stylecore.stylize` is
-a one-shot wrapper over it. A Stylizer runs one job at a time (a lock) and changes no global
-state: no global RNG seeding, no torch thread count, no Pillow limits; cuDNN's autotuner is
-switched on only for the duration of a run on a CUDA device.
+a one-shot wrapper over it. The VGG weights are read on the first run that needs them (the instant
+preset never does), or when `load_weights` asks; the instant network on the first instant run.
+A Stylizer runs one job at a time (a lock) and changes no global state: no global RNG seeding, no
+torch thread count, no Pillow limits; cuDNN's autotuner is switched on only for the duration of a
+run on a CUDA device. The one exception is ORT_DISABLE_TELEMETRY=1, set before onnxruntime is
+imported: the only way to keep its telemetry off and its files off the disk.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,16 +64,23 @@ class Stylizer:
             raise BadInput(f"model '{model}' unknown; use {' or '.join(option_table.MODELS)}")
         self.model = model
         self.runtime: Runtime = runtime_for(device, precision)
-        self._state = random_state(model) if random_weights else vgg_weights.load_weights(model, weights)
+        self._weights, self._random_weights = weights, random_weights
+        self._state: vgg_weights.StateDict | None = None  # the VGG weights, read once, on the first run that needs them
         self._networks: dict[tuple[str, bool], VGGFeatures] = {}
         self._style_cache: OrderedDict[tuple[object, ...], dict[str, torch.Tensor]] = OrderedDict()
         self.style_cache_hits = 0
         self._run_lock = threading.Lock()
         self._running: threading.Event | None = None
         self._instant: InstantNetwork | None = None  # the instant preset's sessions, made on its first run
-        self._network("max", False)  # the default network, built now so the first run pays nothing
 
     # --- public ---------------------------------------------------------------------------
+
+    def load_weights(self) -> None:
+        """Reads and verifies the VGG weights and builds the default network now, not on the first run that needs
+        them: what a long-lived process calls before it says it is ready, and the one-shot before any work.
+        Raises WeightsUnavailable (one line with the repair); once loaded, they are never read again."""
+        with self._run_lock:
+            self._network("max", False)
 
     def cancel(self) -> None:
         """Stops the run in progress, if any, at its next check (before every evaluation and every tile)."""
@@ -100,23 +109,19 @@ class Stylizer:
         checked = StyleOptions.from_keywords(options)
         sources, blend = style_sources(style, style_weights)
         report = coarse_to_fine.Reporter(progress, on_image, [cancel], time.perf_counter())
-        return self.run(content, list(zip(sources, blend)), checked, report)
+        return self._run(content, list(zip(sources, blend)), checked, report)
 
-    def run(
+    def _run(
         self,
         content: reading.ImageLike,
         styles: Sequence[tuple[reading.ImageLike, float]],
         options: StyleOptions,
         report: coarse_to_fine.Reporter,
-        init: str = "photo",
     ) -> StyledImage:
-        """`stylize` with its options already bundled: (image, blend weight) pairs, StyleOptions, a Reporter.
-
-        init "instant" (internal, measured, not a default) starts the optimisation from the
-        instant preset's picture instead of from the photo."""
+        """`stylize` with its options already bundled: (image, blend weight) pairs, StyleOptions, a Reporter."""
         instant = get_preset(options.preset).feed_forward
-        if instant or init == "instant":
-            instant_weights.verify()  # missing networks: one line with the repair, before any image is read
+        if instant:
+            instant_weights.verify()  # missing networks or runtime: one line with the repair, before any image is read
         src = reading.load(content, "content image")
         paintings = [(reading.load(s, "style image"), w) for s, w in styles]
         if options.strength == 0:
@@ -125,7 +130,7 @@ class Stylizer:
             if instant:
                 rgb = self._instant_network().stylize(src, paintings, options, report)
             else:
-                rgb = self._optimize(src, paintings, options, report, init)
+                rgb = self._optimize(src, paintings, options, report)
         return StyledImage(rgb, src.alpha, src.bits)
 
     # --- internals ------------------------------------------------------------------------
@@ -152,11 +157,18 @@ class Stylizer:
             self._instant = InstantNetwork(instant_weights.verify())
         return self._instant
 
+    def _vgg_state(self) -> vgg_weights.StateDict:
+        if self._state is None:
+            self._state = (
+                random_state(self.model) if self._random_weights else vgg_weights.load_weights(self.model, self._weights)
+            )
+        return self._state
+
     def _network(self, pooling: str, seamless: bool) -> VGGFeatures:
         key = (pooling, seamless)
         if key not in self._networks:
             net = VGGFeatures(
-                self._state, LAYERS, arch=self.model, pooling=pooling, padding="circular" if seamless else "replicate"
+                self._vgg_state(), LAYERS, arch=self.model, pooling=pooling, padding="circular" if seamless else "replicate"
             ).to(self.runtime.device)
             self._networks[key] = net.to(memory_format=torch.channels_last) if self.runtime.channels_last else net
         return self._networks[key]
@@ -178,7 +190,6 @@ class Stylizer:
         paintings: list[tuple[reading.Picture, float]],
         options: StyleOptions,
         report: coarse_to_fine.Reporter,
-        init: str = "photo",
     ) -> np.ndarray:
         side = tile_side(self.runtime)
         plan = coarse_to_fine.plan(src.size, options, side)
@@ -186,8 +197,7 @@ class Stylizer:
         content = coarse_to_fine.Content.prepare(content_rgb, options)
         features = self._features(options)
         style_grams = self._style_grams(paintings, content_rgb, options, features, report)
-        start = self._instant_start(src, paintings, options, plan[-1], report) if init == "instant" else None
-        job = coarse_to_fine.Job(options, content, style_grams, features, plan, start)
+        job = coarse_to_fine.Job(options, content, style_grams, features, plan)
         try:
             image = coarse_to_fine.run(job, report)
         except torch.OutOfMemoryError as exc:
@@ -199,24 +209,6 @@ class Stylizer:
         out = coarse_to_fine.to_numpy(resize.bicubic(image, width, height, wrap=options.seamless))
         report.finish(plan, src.size)
         return out
-
-    def _instant_start(
-        self,
-        src: reading.Picture,
-        paintings: list[tuple[reading.Picture, float]],
-        options: StyleOptions,
-        finest: coarse_to_fine.Scale,
-        report: coarse_to_fine.Reporter,
-    ) -> torch.Tensor:
-        """The instant picture at the finest scale's size (its strokes shrink with the picture to the coarsest scale),
-        in the optimiser's space: luminance with preserve-colors."""
-        small = reading.Picture(
-            coarse_to_fine.to_numpy(resize.bicubic(self._tensor(src.rgb), finest.width, finest.height, options.seamless)), None
-        )
-        quiet = coarse_to_fine.Reporter(None, None, report.cancel, report.started)
-        rgb = self._instant_network().stylize(small, paintings, replace(options, preset="instant"), quiet)
-        start = self._tensor(rgb)
-        return coarse_to_fine.Content.prepare(start, replace(options, seamless=False)).work
 
     def _tensor(self, rgb: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.runtime.device)
@@ -278,9 +270,13 @@ def stylize(content: reading.ImageLike, style: StyleSpec, **keywords: Any) -> St
     setup = {name: keywords.pop(name) for name in ENGINE_KEYWORDS if name in keywords}
     callbacks = ("style_weights", "progress", "cancel", "on_image")
     options = StyleOptions.from_keywords({k: v for k, v in keywords.items() if k not in callbacks})
-    if get_preset(options.preset).feed_forward:
+    instant = get_preset(options.preset).feed_forward
+    if instant:
         instant_weights.verify()
     sources, blend = style_sources(style, keywords.pop("style_weights", None))
     picture = reading.load(content, "content image")  # bad options and files fail before the weights load
     paintings = [(reading.load(source, "style image"), weight) for source, weight in zip(sources, blend)]
-    return Stylizer(**setup).stylize(picture, paintings, **keywords)
+    engine = Stylizer(**setup)
+    if not instant:  # the instant preset never reads them: missing or damaged VGG weights don't stop it
+        engine.load_weights()
+    return engine.stylize(picture, paintings, **keywords)

@@ -8,9 +8,15 @@ by Pillow, at 8 bits.)
 
 from __future__ import annotations
 
+import contextlib
+import os
 import struct
+import sys
+import tempfile
 import warnings
 import zlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -18,6 +24,7 @@ import torch
 from PIL import Image
 
 SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
+INDUCTOR_VARIABLE = "TORCHINDUCTOR_CACHE_DIR"  # torch sets it when torch._dynamo is first imported
 
 
 def quantize(values: np.ndarray, bits: int) -> np.ndarray:
@@ -41,7 +48,7 @@ def read_png16(data: bytes, decoded: Image.Image) -> np.ndarray | None:
     if decoded.info.get("icc_profile") or decoded.getexif().get(0x0112, 1) != 1:
         return None
     try:  # torchvision marks its image I/O deprecated (0.29) in favour of torchcodec; without it, 8 bits it is
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _no_inductor_folder():
             warnings.simplefilter("ignore", DeprecationWarning)
             from torchvision.io import ImageReadMode, decode_png
 
@@ -49,6 +56,34 @@ def read_png16(data: bytes, decoded: Image.Image) -> np.ndarray | None:
     except (ImportError, RuntimeError):
         return None
     return pixels.permute(1, 2, 0).to(torch.int32).numpy().astype(np.uint16)  # older torchvision: int32
+
+
+@contextlib.contextmanager
+def _no_inductor_folder() -> Iterator[None]:
+    """Importing torchvision imports torch._dynamo, which makes torch's compile cache folder at once (torch 2.14:
+    $TMPDIR/torchinductor_<user>) and points TORCHINDUCTOR_CACHE_DIR at it. stylecore compiles nothing: a folder that
+    this import made is removed again while still empty, and the variable is put back as it was."""
+    if "torch._dynamo" in sys.modules:
+        yield
+        return
+    temp = Path(tempfile.gettempdir())
+    before = _inductor_folders(temp)
+    variable = os.environ.get(INDUCTOR_VARIABLE)
+    try:
+        yield
+    finally:
+        for folder in _inductor_folders(temp) - before:
+            with contextlib.suppress(OSError):  # not empty (another process uses it now) or gone already: its own
+                folder.rmdir()
+        if variable is None:
+            os.environ.pop(INDUCTOR_VARIABLE, None)
+
+
+def _inductor_folders(temp: Path) -> set[Path]:
+    try:
+        return {p for p in temp.glob("torchinductor_*") if p.is_dir() and not p.is_symlink()}
+    except OSError:
+        return set()
 
 
 def write16(fh: BinaryIO, fmt: str, pixels: np.ndarray) -> None:

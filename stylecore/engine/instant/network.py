@@ -5,14 +5,16 @@ paints the photo with them, at the layer's own size. Strength blends the paintin
 the photo's own, several paintings blend by their weights. Layers bigger than one tile are painted
 tile by tile, with a halo wider than the network's reach and the style-normalisation moments of
 the whole picture (measured on it shrunk to 1024 px), so memory stays bounded and tiles meet
-without a seam. The runtime is onnxruntime; it is imported only when this preset runs.
+without a seam. The runtime is onnxruntime; it is imported only when this preset runs, with its
+telemetry off (instant_weights.runtime), and it writes nothing to disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +27,9 @@ from stylecore.engine.optimize.coarse_to_fine import Reporter, Scale
 from stylecore.engine.options import StyleOptions
 from stylecore.engine.tiling import Grid, Tile, make_grid
 from stylecore.images import reading
+from stylecore.models import instant_weights
 from stylecore.models.instant_weights import InstantFiles
+from stylecore.protocol.errors import REPAIR, StylecoreError, WeightsUnavailable
 from stylecore.protocol.progress import Progress
 
 ALIGN = 4  # the transform halves the picture twice and doubles it back: sides must be multiples of 4
@@ -43,10 +47,11 @@ class InstantNetwork:
 
     def __init__(self, files: InstantFiles, threads: int = 0, level: str = "all", int8: bool = False) -> None:
         """threads 0: onnxruntime's choice (the physical cores); int8: the published graph as it is, slower
-        on CPUs and jumpy (see instant_graph.dequantized); the float32 form is what stylecore runs."""
-        import onnx
-        import onnxruntime as ort
+        on CPUs and jumpy (see instant_graph.dequantized); the float32 form is what stylecore runs.
 
+        The sessions are built from the bytes that verified; a runtime that cannot import or load them is one
+        line with the repair (WeightsUnavailable), like a missing file."""
+        ort, onnx = instant_weights.runtime()
         levels = {
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
@@ -59,12 +64,14 @@ class InstantNetwork:
             opts.intra_op_num_threads = threads
             opts.graph_optimization_level = levels[level]
             data = model if isinstance(model, bytes) else model.SerializeToString()
-            return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+            with _loading(ort):
+                return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
-        self._predict = session(files.predict.read_bytes())
-        transform = graph.symbolic(onnx.load(str(files.transform)))
-        if not int8:
-            transform = graph.dequantized(transform)
+        self._predict = session(instant_weights.read(files.predict))
+        with _loading(onnx):
+            transform = graph.symbolic(onnx.load_model_from_string(instant_weights.read(files.transform)))
+            if not int8:
+                transform = graph.dequantized(transform)
         self._image_name = transform.graph.input[0].name
         self._numbers_name = transform.graph.input[1].name
         self._moments = graph.moment_names(transform)
@@ -177,6 +184,22 @@ class InstantNetwork:
         if options.seamless:
             return _to_numpy(resize.bicubic(_to_tensor(out), width, height, wrap=True))
         return out[:height, :width]
+
+
+@contextlib.contextmanager
+def _loading(runtime: Any) -> Iterator[None]:
+    """What the runtime raises while it builds a session or edits the graph (the bytes verified: the runtime is at
+    fault, an old or broken install) as one line with the repair."""
+    try:
+        yield
+    except StylecoreError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise WeightsUnavailable(
+            f"{runtime.__name__} {getattr(runtime, '__version__', '')} cannot load the instant network in "
+            f"{instant_weights.folder()} ({type(exc).__name__}: {first}); run '{REPAIR}'"
+        ) from exc
 
 
 def _grid(width: int, height: int, wrap: bool) -> Grid:

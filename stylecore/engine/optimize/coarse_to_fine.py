@@ -150,7 +150,6 @@ class Job:
     styles: StyleGrams
     features: Features
     plan: list[Scale]
-    start: torch.Tensor | None = None  # the coarsest scale starts from this picture (1x3xHxW) instead of the photo
 
 
 def run(job: Job, report: Reporter) -> torch.Tensor:
@@ -171,8 +170,7 @@ def run(job: Job, report: Reporter) -> torch.Tensor:
         content = source.at(scale.width, scale.height)
         if image is None or coarse_content is None:
             noise = torch.randn(content.shape, generator=torch.Generator().manual_seed(options.seed)).to(content) * 0.01
-            start = content if job.start is None else resize.bicubic(job.start, scale.width, scale.height, options.seamless)
-            init = (start + noise).clamp(0, 1)
+            init = (content + noise).clamp(0, 1)
         else:
             init = detailed_init(image, content, coarse_content, options.seamless)
         coarse_content = content
