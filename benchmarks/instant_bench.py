@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.preview_bench import CONTENT, STYLE, machine  # noqa: E402
+from stylecore.models import instant_weights  # noqa: E402
 
 SIZES = [(320, 240), (512, 384), (1024, 768), (4096, 3072), (6000, 4000)]
 REPEATS = {320: 5, 512: 5, 1024: 5}  # warm runs per size (the best is reported); bigger sizes run once
@@ -131,7 +132,7 @@ def main() -> None:
     if args.case:
         print(json.dumps(case(*args.case)))
         return
-    import onnxruntime
+    onnxruntime = instant_weights.runtime()[0]  # telemetry off before the import, as the engine does it
 
     print(f"machine: {machine()}, onnxruntime {onnxruntime.__version__}")
     print(f"load average at start: {os.getloadavg()[0]:.1f}")

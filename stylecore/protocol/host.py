@@ -47,6 +47,9 @@ ENV_DROP_PREFIXES = (
     "FONTCONFIG_",
     "STYLECORE_",
 )
+# Set in every environment we start a Python in (the worker, the installer's probes): onnxruntime writes a device
+# id, a telemetry database and $TMPDIR/.ses at import time unless this is set first.
+ENV_SET = {"ORT_DISABLE_TELEMETRY": "1"}
 ENV_DROP_NAMES = ("VIRTUAL_ENV", "CONDA_PREFIX", "__PYVENV_LAUNCHER__", "PERLLIB", "TCL_LIBRARY", "TK_LIBRARY", "APPDIR", "OWD")
 
 
@@ -101,8 +104,9 @@ def load_config(path: str | os.PathLike[str]) -> WorkerConfig:
 
 
 def worker_environment(environ: Mapping[str, str], pythonpath: str = "") -> dict[str, str]:
-    """environ without Python, loader, toolkit and stylecore variables, plus the worker's own PYTHONPATH."""
+    """environ without Python, loader, toolkit and stylecore variables, plus ENV_SET and the worker's own PYTHONPATH."""
     env = {k: v for k, v in environ.items() if not k.upper().startswith(ENV_DROP_PREFIXES) and k.upper() not in ENV_DROP_NAMES}
+    env.update(ENV_SET)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     return env
