@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from stylecore.protocol import client
+
 from .conftest import bench
 from .gimp import harness as h
 
@@ -307,7 +309,7 @@ open(config, "w").write(saved)
         pids = subprocess.run(["pgrep", "-f", plugin_path], capture_output=True, text=True).stdout.split()
         if pids:
             plugin = int(pids[0])
-            content = [p for p in gimp.tmp.glob("stylecore-gimp-*/content-*.npy")]
+            content = list(gimp.tmp.glob(f"{client.WORKDIR_PREFIX}*/content-*.npy"))
             family = _descendants(plugin)
             if content and len(family) >= 2:
                 worker = family

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from installer import check, cli, common, discovery, flatpak_env, native, plugin, torch_choice
+from stylecore.protocol import client
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -508,7 +509,7 @@ def test_check_starts_the_worker_from_a_private_folder_not_the_callers(tmp_path,
     healthy = installed(tmp_path / "healthy", {"python": BASE_PYTHON, "pythonpath": str(engine), "python_version": ""})
     assert check.check_target(healthy, lambda: None, "r") == []
     assert "stylecore fake, device cpu" in capsys.readouterr().out
-    assert not list(Path(tempfile.gettempdir()).glob("stylecore-check-*")), "the check's private folder was left behind"
+    assert not list(Path(tempfile.gettempdir()).glob(f"{client.WORKDIR_PREFIX}*")), "the check's private folder was left behind"
 
 
 def test_a_failed_step_is_one_line_and_exit_status_1(tmp_path, capsys):
