@@ -26,7 +26,7 @@ sys.meta_path.insert(0, Block())
 
 
 def test_contract_imports_without_numpy_or_torch():
-    code = BLOCKER + "import stylecore.protocol as c; import stylecore; print(c.PROTOCOL, stylecore.__version__)"
+    code = BLOCKER + "import stylecore.protocol.messages as c; import stylecore; print(c.PROTOCOL, stylecore.__version__)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [str(messages.PROTOCOL), messages.VERSION]
@@ -48,10 +48,10 @@ def good_request(**extra):
 
 
 def test_builder_and_parser_agree():
-    obj = messages.stylize_request(
+    obj, payload = messages.build_request(
         "r1", "/t/c.npy", [("/s/a.jpg", 0.75)], {"strength": 55, "seamless": True}, "/t/o.npy", {"every": 3, "dir": "/t"}
     )
-    assert json.loads(json.dumps(obj)) == obj
+    assert payload is None and json.loads(json.dumps(obj)) == obj
     req = messages.parse_request(obj)
     assert req == messages.Request(
         "r1", "/t/c.npy", (("/s/a.jpg", 0.75),), "/t/o.npy", {"strength": 55.0, "seamless": True}, 3, "/t"
@@ -181,10 +181,33 @@ def test_text_streams_get_the_same_bytes():
 
 
 def test_first_instant_is_carried_and_needs_the_images_folder():
-    obj = messages.stylize_request("r1", "/t/c.npy", [("/s/a.jpg", 1.0)], {}, "/t/o.npy", {"every": 2, "dir": "/t"}, "instant")
+    obj, _ = messages.build_request(
+        "r1", "/t/c.npy", [("/s/a.jpg", 1.0)], {}, "/t/o.npy", {"every": 2, "dir": "/t"}, first="instant"
+    )
     assert obj["first"] == "instant" and messages.parse_request(obj).first == messages.FIRST_INSTANT
-    assert "first" not in messages.stylize_request("r1", "/t/c.npy", [("/s/a.jpg", 1.0)], {}, "/t/o.npy")
+    assert "first" not in messages.build_request("r1", "/t/c.npy", [("/s/a.jpg", 1.0)], {}, "/t/o.npy")[0]
     with pytest.raises(BadRequest, match="'first' needs 'images'"):
         messages.parse_request(good_request(first="instant"))
     with pytest.raises(BadRequest, match="'first' 'draft' unknown; use \"instant\""):
         messages.parse_request(good_request(first="draft", images={"every": 1, "dir": "/t"}))
+
+
+def test_a_refused_payload_is_skipped_exactly_and_an_untrusted_one_resynchronises():
+    """The framing's recovery (docs/worker-protocol.md): skipped to the byte, or read on to the next JSON object line,
+    one glued to the tail of a payload shorter than declared included."""
+    ghost = b'\n{"ghost": 1}\n' + bytes(framing.CHUNK * 3)  # a payload that holds lines, longer than one read
+    data = (
+        framing.encode_message({"a": 1}, ghost)
+        + b'{"b": 2}\n'
+        + b'{"c": 3, "bytes": 1000000000}\n'
+        + b"\x00\x01\n{not json\n\x02\x03"
+        + b'{"d": {"e": 4}}\n'
+    )
+    reader = MessageReader(io.BytesIO(data))
+    obj, size = reader.read_header()
+    assert obj == {"a": 1, "bytes": len(ghost)}
+    reader.skip_payload(size)
+    assert reader.read() == framing.Message({"b": 2})
+    assert reader.read_header() == ({"c": 3, "bytes": 10**9}, 10**9)
+    reader.resync()  # 1 GB declared, 9 bytes sent: never waited for
+    assert reader.read() == framing.Message({"d": {"e": 4}}) and reader.read() is None

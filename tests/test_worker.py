@@ -25,10 +25,15 @@ WAIT = 300  # seconds; generous: the machine is shared, and nothing here asserts
 class WorkerProcess:
     """A worker child with its stdout read by a thread, so a test can wait for an event with a timeout."""
 
-    def __init__(self, tmp: Path, *args: str):
+    def __init__(self, tmp: Path, *args: str, memory_cap: int | None = None, wait: float = WAIT):
+        """memory_cap: the child's address space (RLIMIT_AS), so a worker that grows without end fails its test, not
+        the machine; wait: how long `until` waits for one event, so a worker that hangs fails its test too."""
         self.log = open(tmp / "worker.log", "w")
+        self.wait = wait
         cmd = [sys.executable, "-u", "-m", "stylecore", "worker", "--device", "cpu", *args]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, preexec_fn=_capped(memory_cap)
+        )
         self.events: queue.Queue = queue.Queue()
         self.seen: list[dict] = []
         threading.Thread(target=self._pump, daemon=True).start()
@@ -39,17 +44,32 @@ class WorkerProcess:
             self.events.put(message.obj)
         self.events.put(None)
 
-    def send(self, obj: dict | str) -> None:
+    def send(self, obj: dict | str, payload: bytes | None = None) -> None:
         if isinstance(obj, str):
-            self.proc.stdin.write(obj.encode("utf-8", "surrogatepass") + b"\n")
-            self.proc.stdin.flush()
+            self.send_raw(obj.encode("utf-8", "surrogatepass") + b"\n")
         else:
-            framing.write_message(self.proc.stdin, obj)
+            framing.write_message(self.proc.stdin, obj, payload)
+
+    def send_raw(self, data: bytes) -> None:
+        """Bytes as they are: a line and a payload that need not agree. Written by a thread, so a worker that stops
+        reading its stdin fails the test after `wait` instead of blocking it."""
+
+        def write() -> None:
+            try:
+                self.proc.stdin.write(data)
+                self.proc.stdin.flush()
+            except (BrokenPipeError, ValueError):  # the worker has gone: the next `until` says so
+                pass
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        writer.join(self.wait)
+        assert not writer.is_alive(), f"the worker stopped reading its stdin; log:\n{self.log_text()[-3000:]}"
 
     def until(self, predicate) -> dict:
         """The first event that satisfies predicate; every event read on the way is kept in `seen`."""
         while True:
-            event = self.events.get(timeout=WAIT)
+            event = self.events.get(timeout=self.wait)
             assert event is not None, f"worker exited early; log:\n{Path(self.log.name).read_text()[-3000:]}"
             self.seen.append(event)
             if predicate(event):
@@ -59,7 +79,8 @@ class WorkerProcess:
         return self.until(lambda e: e.get("id") == rid and e["event"] in messages.TERMINAL_EVENTS)
 
     def log_text(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return Path(self.log.name).read_text()
 
     def close(self) -> int:
@@ -68,6 +89,18 @@ class WorkerProcess:
         code = self.proc.wait(timeout=WAIT)
         self.log.close()
         return code
+
+
+def _capped(memory_cap: int | None):
+    if memory_cap is None:
+        return None
+
+    def limit() -> None:  # in the child, before it runs Python
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_cap, memory_cap))
+
+    return limit
 
 
 @pytest.fixture
@@ -303,7 +336,7 @@ def test_a_client_that_closes_stdout_early_does_not_crash_the_worker(tmp_path, f
 def test_stray_prints_cannot_corrupt_the_protocol(tmp_path):
     """Anything written to fd 1 after start-up (a library's print) lands in the log, not among the events."""
     code = (
-        "import os; from stylecore import contract; s = framing.claim_stdout(); "
+        "import os; from stylecore.protocol import framing; s = framing.claim_stdout(); "
         "print('stray'); os.write(1, b'raw\\n'); framing.write_message(s, {'event': 'ok'})"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT, env=os.environ)

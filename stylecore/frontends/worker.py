@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import collections
 import ctypes
-import io
 import os
 import signal
 import sys
@@ -20,13 +19,12 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from stylecore.atomic import write_atomic
 from stylecore.images import arrays
-from stylecore.images.result import check_output_path
 from stylecore.models import instant_weights
 from stylecore.protocol import framing, messages, option_table, pixels
 from stylecore.protocol.errors import (
@@ -36,15 +34,21 @@ from stylecore.protocol.errors import (
     BadInput,
     BadRequest,
     Cancelled,
+    OutOfMemory,
     StylecoreError,
     WeightsUnavailable,
 )
 from stylecore.protocol.framing import MessageReader
-from stylecore.protocol.messages import Request, parse_request
+from stylecore.protocol.messages import Request
 from stylecore.protocol.progress import Progress
 
+if TYPE_CHECKING:  # torch loads once the protocol stream is set up (images.reading and the engine import it)
+    from stylecore.engine.stylizer import Stylizer
+    from stylecore.images.reading import Picture
+    from stylecore.images.result import StyledImage
+
 IMAGES_KEPT = 2  # intermediate files of one request kept on disk: the newest one and the one before
-EngineFactory = Callable[[str, str], Any]  # (device, precision) -> a loaded Stylizer
+EngineFactory = Callable[[str, str], "Stylizer"]  # (device, precision) -> a loaded Stylizer
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
@@ -78,21 +82,59 @@ def inline_pixels(array: np.ndarray, codec: str) -> tuple[dict[str, Any], bytes]
     return pixels.encode(arrays.from_array(np.ascontiguousarray(array, dtype=np.float32)), codec=codec)
 
 
-def source_of(source: messages.Source) -> Any:
+def error_event(
+    exc: BaseException, rid: str | None, *, event: str = messages.ERROR, what: str = "internal error"
+) -> dict[str, Any]:
+    """The event that reports `exc` (the request's end, or `event`): one of ours with its kind and code, anything else as
+    an InternalError whose traceback is in the log (the caller prints it), `what` naming what failed. One line."""
+    if isinstance(exc, StylecoreError):
+        kind = next(c.__name__ for c in type(exc).__mro__ if not c.__name__.startswith("_"))  # _Duplicate: BadRequest
+        code, message = exc.exit_code, str(exc)
+    else:
+        kind, code = "InternalError", EXIT_INTERNAL
+        message = f"{what}: {type(exc).__name__}: {exc}; the traceback is in the worker log"
+    return dict(id=rid, event=event, kind=kind, code=code, message=_one_line(message))
+
+
+def check_before_decoding(req: Request, *, payload_read: bool) -> None:
+    """What a run refuses before it decodes anything, from names and headers only: the output and the images folder,
+    every source file (missing, unreadable, no image, too many pixels) and every in-band image's size.
+
+    The reader thread checks a request before reading its payload (payload_read=False: no carried file's header is
+    there yet), the run again before decoding (files come and go)."""
+    from stylecore.images import reading
+    from stylecore.images.result import check_output_path
+
+    if not req.inline:
+        check_output_path(req.output, req.paths())
+    if req.images_every and not req.inline and not os.path.isdir(req.images_dir):
+        raise BadInput(f"{req.images_dir}: the folder for intermediate images does not exist; create it first")
+    for role, source in req.sources():
+        if isinstance(source, str):
+            reading.check(source, f"{role} image")
+        elif isinstance(source, messages.EncodedFile) and payload_read:
+            reading.check_bytes(source.data, source.name, f"{role} image")
+        elif isinstance(source, (messages.EncodedPixels, pixels.Pixels)):
+            reading.check_size(source.width, source.height, f"in-band {role}", f"{role} image")
+
+
+def source_of(source: messages.Source, role: str = "image", limit: int = pixels.MAX_BYTES) -> str | np.ndarray | Picture:
     """What the engine takes: a path as it is, in-band pixels as float32 (integer samples scaled to 0..1), a carried
-    file as the image Pillow reads from its bytes."""
+    file as the picture read from its bytes, the way a file on disk is read."""
+    from stylecore.images import reading
+
     if isinstance(source, str):
         return source
     if isinstance(source, messages.EncodedFile):
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            image = Image.open(io.BytesIO(source.data))
-            image.load()
-            return image
-        except (UnidentifiedImageError, OSError) as exc:
-            raise BadInput(f"{source.name}: not an image Pillow can read ({exc}); send a PNG, JPEG or TIFF") from None
-    return arrays.to_float32(source)
+        return reading.load_bytes(source.data, source.name, f"{role} image")
+    try:
+        return arrays.to_float32(source.decode(limit=limit) if isinstance(source, messages.EncodedPixels) else source)
+    except pixels.PayloadError as exc:
+        raise BadInput(f"{role}: {exc}") from None
+    except MemoryError:
+        raise OutOfMemory(
+            f"{role}: decoding {source.width}x{source.height} in-band pixels needs more memory than is free; send a smaller image"
+        ) from None
 
 
 class _ImageWriter:
@@ -158,7 +200,7 @@ class Server:
         self.factory, self.emit = engine_factory, emit
         self.limit = limit  # bytes of one in-band image, decoded
         self.default_engine = (device, precision)
-        self.engines: dict[tuple[str, str], Any] = {}
+        self.engines: dict[tuple[str, str], Stylizer] = {}
         self.weights_loads = 0
         self.cond = threading.Condition()
         self.queue: collections.deque[Request] = collections.deque()
@@ -166,8 +208,9 @@ class Server:
         self.running_cancel = threading.Event()
         self.closed = False
         self.terminated = False  # by SIGTERM
+        self.reader_failed = False  # the reader thread died: the worker ends
 
-    def engine(self, device: str, precision: str) -> Any:
+    def engine(self, device: str, precision: str) -> Stylizer:
         """Engines are keyed by the device and precision asked for; the worker's own is loaded before `ready`."""
         key = (device, precision)
         if key not in self.engines:
@@ -177,34 +220,73 @@ class Server:
 
     # -- reader thread -------------------------------------------------------------------------
     def read_requests(self, reader: MessageReader) -> None:
-        """The reader thread: every message until stdin closes, then `close`."""
-        while True:
-            try:
-                message = reader.read()
-            except BadRequest as exc:  # a line that is no message: no id can be read from it
-                self.emit(id=None, event=messages.ERROR, kind="BadRequest", code=exc.exit_code, message=str(exc))
-                continue
-            if message is None:
-                break
-            self.submit(message.obj, message.payload)
-        self.close()
-
-    def submit(self, obj: dict[str, Any], payload: bytes | None = None) -> None:
-        rid = obj.get("id") if isinstance(obj.get("id"), str) else None
+        """The reader thread: every message until stdin closes, then `close`. If it dies of anything else, it says so in
+        one line (event and log) and the worker ends: nobody would read the requests that follow."""
         try:
-            op = obj.get("op")
+            while True:
+                try:
+                    header = reader.read_header()
+                except BadRequest as exc:  # a line that is no message, or an untrusted length: no id can be read
+                    self.emit(**error_event(exc, None))
+                    continue
+                if header is None:
+                    break
+                self.receive(reader, *header)
+        except BaseException as exc:  # whatever it was, the worker must not go on deaf
+            self.reader_failed = True
+            _log(f"the request reader stopped ({type(exc).__name__}: {_one_line(str(exc))}); the worker exits")
+            self.emit(**error_event(exc, None, what="the worker's request reader stopped, so the worker exits"))
+        finally:
+            self.close()
+
+    def receive(self, reader: MessageReader, obj: dict[str, Any], size: int | None) -> None:
+        """One line and its payload: a request is checked in full before its payload is read (`admit`).
+
+        A payload is trusted when the request's images declare exactly its length: refused, it is then skipped to the
+        byte. Any other payload (a length the images do not declare, on a cancel or an unknown op too) is never read:
+        the reader resynchronises at the next line that is a JSON object (docs/worker-protocol.md)."""
+        rid = obj.get("id") if isinstance(obj.get("id"), str) else None
+        op = obj.get("op")
+        declared = messages.declared_payload(obj) if op == "stylize" else 0
+        trusted = declared is not None and (size or 0) == declared
+        try:
             if op == "cancel":
                 self.cancel(messages.parse_cancel(obj))
-                return
-            if self.in_use(rid):
+            elif self.in_use(rid):
                 raise _Duplicate(f"request id '{rid}' is already queued or running; use a new id per request")
-            if op != "stylize":
+            elif op != "stylize":
                 raise BadRequest(f"unknown op {op!r}; use 'stylize' or 'cancel'")
-            self.enqueue(parse_request(obj, payload, limit=self.limit))
+            elif not trusted:
+                raise BadRequest(
+                    f"'bytes' {size} is not what the request's images declare ({declared}); "
+                    "its payload is not read, and the next line that is a JSON object is the next request"
+                )
+            else:
+                self.admit(obj, size)
+                payload = None if size is None else reader.read_payload(size)
+                self.enqueue(messages.parse_request(obj, payload, limit=self.limit, decode=False))
+                return
         except _Duplicate as exc:  # not that id's end: its own terminal event is still to come
-            self.emit(id=rid, event=messages.REJECTED, duplicate=True, kind="BadRequest", code=exc.exit_code, message=str(exc))
-        except BadRequest as exc:  # the refused request's end
-            self.emit(id=rid, event=messages.ERROR, kind="BadRequest", code=exc.exit_code, message=str(exc))
+            self.emit(**error_event(exc, rid, event=messages.REJECTED), duplicate=True)
+        except BadInput as exc:  # the refused request's end (BadRequest, or a file or size refused from its header)
+            self.emit(**error_event(exc, rid))
+        if trusted:
+            reader.skip_payload(size)
+        else:
+            reader.resync()
+
+    def admit(self, obj: dict[str, Any], size: int | None) -> None:
+        """Everything about a request that can be checked before its payload is read: its shape, options, paths and
+        descriptors, the pixels they declare, and whether this machine can hold the payload at all."""
+        from stylecore.images import reading
+
+        check_before_decoding(messages.check_request(obj, size, limit=self.limit), payload_read=False)
+        free = reading.available_memory()
+        if size and size > free // 2:
+            raise BadInput(
+                f"the request's payload of {size} bytes is more than half the memory free here ({free / 2**30:.1f} GiB); "
+                "send smaller images"
+            )
 
     def in_use(self, rid: str | None) -> bool:
         with self.cond:
@@ -213,7 +295,7 @@ class Server:
             )
 
     def enqueue(self, req: Request) -> None:
-        with self.cond:  # only this thread adds requests, so the id checked in `submit` is still free
+        with self.cond:  # only this thread adds requests, so the id checked in `receive` is still free
             self.queue.append(req)
             self.cond.notify()
 
@@ -266,6 +348,7 @@ class Server:
                 descriptor, payload = inline_pixels(result.rgba(), req.codec)
                 where = dict(pixels=descriptor, alpha=result.alpha is not None, bits=result.source_bits)
             outcome = dict(
+                id=req.id,
                 event=messages.RESULT,
                 **where,
                 width=result.width,
@@ -274,30 +357,22 @@ class Server:
                 weights_loads=self.weights_loads,
             )
         except Cancelled:
-            outcome = dict(event=messages.CANCELLED)
-        except StylecoreError as exc:
-            outcome = dict(event=messages.ERROR, kind=type(exc).__name__, message=_one_line(str(exc)), code=exc.exit_code)
-        except Exception as exc:  # a bug: one line on stdout, the traceback in the log
-            traceback.print_exc(file=sys.stderr)
-            outcome = dict(
-                event=messages.ERROR,
-                kind="InternalError",
-                code=EXIT_INTERNAL,
-                message=_one_line(f"internal error: {type(exc).__name__}: {exc}; the traceback is in the worker log"),
-            )
+            outcome = dict(id=req.id, event=messages.CANCELLED)
+        except Exception as exc:  # ours: one line; a bug: one line on stdout, the traceback in the log
+            if not isinstance(exc, StylecoreError):
+                traceback.print_exc(file=sys.stderr)
+            outcome = error_event(exc, req.id)
         if writer:  # before the terminal event: a client that sees it may remove the folder
             writer.clean()
         detail = outcome.get("message") or (f"{outcome['width']}x{outcome['height']}" if "width" in outcome else "")
         _log(f"{req.id}: {outcome['event']} after {time.perf_counter() - started:.2f} s {detail}".rstrip())
-        self.emit.message(dict(id=req.id, **outcome), payload)
+        self.emit.message(outcome, payload)
 
-    def _stylize(self, req: Request, cancel: threading.Event, writer: _ImageWriter | None) -> Any:
-        protect = [s for s in (req.content, *(p for p, _ in req.styles)) if isinstance(s, str)]
-        if not req.inline:
-            check_output_path(req.output, protect)
-        if writer and not req.inline and not os.path.isdir(req.images_dir):
-            raise BadInput(f"{req.images_dir}: the folder for intermediate images does not exist; create it first")
-        opts = dict(req.options)
+    def _stylize(self, req: Request, cancel: threading.Event, writer: _ImageWriter | None) -> StyledImage:
+        """Checks everything that costs nothing first (output, folders, the engine, every source's header), then
+        decodes the sources and runs."""
+        check_before_decoding(req, payload_read=True)
+        opts: dict[str, Any] = dict(req.options)  # run options, checked: stylize's keywords
         engine = self.engine(str(opts.pop("device", self.default_engine[0])), str(opts.pop("precision", self.default_engine[1])))
 
         def progress(p: Progress) -> None:
@@ -305,20 +380,20 @@ class Server:
                 writer.progress = p
             self.emit(id=req.id, event=messages.PROGRESS, **p.to_dict())
 
-        content = source_of(req.content)
-        styles = [(source_of(s), w) for s, w in req.styles]
+        content = source_of(req.content, "content", self.limit)
+        styles = [(source_of(s, "style", self.limit), w) for s, w in req.styles]
         if writer and req.first == messages.FIRST_INSTANT and opts.get("preset") != messages.FIRST_INSTANT:
             self._instant_first(engine, req.id, content, styles, opts, cancel, writer)
         result = engine.stylize(content, styles, progress=progress, cancel=cancel, on_image=writer, **opts)
         if cancel.is_set():  # a cancel that arrived after the last evaluation still wins: the client asked for no result
             raise Cancelled()
         if not req.inline:
-            result.save(req.output, protect=protect)  # .npy: float32 HxWx4 at full precision, alpha from the content
+            result.save(req.output, protect=req.paths())  # .npy: float32 HxWx4 at full precision, alpha from the content
         return result
 
     def _instant_first(
         self,
-        engine: Any,
+        engine: Stylizer,
         rid: str,
         content: Any,
         styles: list[tuple[Any, float]],
@@ -333,7 +408,7 @@ class Server:
             engine.stylize(content, styles, cancel=cancel, on_image=writer.first, **instant)
             _log(f"{rid}: instant picture after {time.perf_counter() - started:.2f} s")
         except WeightsUnavailable as exc:
-            self.emit(id=rid, event=messages.WARNING, kind=type(exc).__name__, code=exc.exit_code, message=_one_line(str(exc)))
+            self.emit(**error_event(exc, rid, event=messages.WARNING))
 
 
 def gpu_name(device: Any) -> str | None:
@@ -376,10 +451,12 @@ def _stop_on_sigterm(server: Server) -> None:
 
 
 def _default_factory(model: str, weights: str | None, random_weights: bool) -> EngineFactory:
-    def load(device: str, precision: str) -> Any:
+    def load(device: str, precision: str) -> Stylizer:
         from stylecore import Stylizer  # imported here: torch loads once the protocol stream is set up
 
-        return Stylizer(device=device, precision=precision, model=model, weights=weights, random_weights=random_weights)
+        engine = Stylizer(device=device, precision=precision, model=model, weights=weights, random_weights=random_weights)
+        engine.load_weights()  # now, before `ready`: no run reads the weights file again (missing ones: exit 3 here)
+        return engine
 
     return load
 
@@ -407,19 +484,12 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     try:
         engine = server.engine(args.device, args.precision)
-    except StylecoreError as exc:
-        emit(id=None, event=messages.ERROR, kind=type(exc).__name__, message=_one_line(str(exc)), code=exc.exit_code)
-        return exc.exit_code
-    except Exception as exc:  # a bug or a broken install: one line for the client, the traceback in the log
-        traceback.print_exc(file=sys.stderr)
-        emit(
-            id=None,
-            event=messages.ERROR,
-            kind="InternalError",
-            code=EXIT_INTERNAL,
-            message=_one_line(f"the engine failed to load: {type(exc).__name__}: {exc}; the traceback is in the worker log"),
-        )
-        return EXIT_INTERNAL
+    except Exception as exc:  # ours: one line; a bug or a broken install: one line too, the traceback in the log
+        if not isinstance(exc, StylecoreError):
+            traceback.print_exc(file=sys.stderr)
+        failed = error_event(exc, None, what="the engine failed to load")
+        emit(**failed)
+        return int(failed["code"])
     emit(
         event=messages.READY,
         protocol=messages.PROTOCOL,
@@ -437,6 +507,8 @@ def main(argv: list[str]) -> int:
         server.serve()
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    if server.reader_failed:
+        return EXIT_INTERNAL
     if server.terminated:
         _log("stopped by SIGTERM")
         return EXIT_CANCELLED

@@ -7,10 +7,15 @@ input's own precision (a 16-bit file stays 16-bit; nothing is rounded to 8 bits)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import sys
+import tempfile
+import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -21,11 +26,11 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from stylecore.images import bitdepth
 from stylecore.images.result import StyledImage
 from stylecore.protocol import messages
-from stylecore.protocol.errors import BadInput
+from stylecore.protocol.errors import BadInput, OutOfMemory, StylecoreError
+from stylecore.protocol.pixels import MAX_PIXELS  # 20000 x 20000: beyond this a layer is surely a mistake
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, StyledImage, "Picture"]
 
-MAX_PIXELS = 400_000_000  # 20000 x 20000: beyond this a layer is surely a mistake
 BYTES_PER_PIXEL = 64  # what a run holds per pixel of the content at its full size (decoded, float copies, result, file)
 
 
@@ -61,24 +66,59 @@ def load(source: ImageLike, role: str = "image") -> Picture:
     if isinstance(source, np.ndarray):
         return _from_array(source, name, role)
     if isinstance(source, Image.Image):
-        return _from_pil(source, name, role)
+        with _pillow_errors(name, role):
+            return _from_pil(source, name, role)
     if isinstance(source, (str, os.PathLike)):
-        why = messages.path_problem(os.fspath(source)) if isinstance(os.fspath(source), str) else None
-        if why:
-            raise BadInput(f"{role}: the path {why}; pass a real file name")
-        if str(source).lower().endswith(".npy"):
-            return _from_array(_open_npy(Path(source), role), name, role)
-        img, data = _open_path(Path(source), role)
-        deep = None if data is None else bitdepth.read_png16(data, img)
-        return _from_array(deep, name, role) if deep is not None else _from_pil(img, name, role)
+        path = _usable_path(source, role)
+        if _is_npy(path):
+            return _from_array(_npy(path, role, read=True), name, role)
+        with _opened(path, role) as fh:
+            return _read_image(fh, str(path), role)
     raise BadInput(f"{role}: unsupported type {type(source).__name__}; pass a file path, a PIL image or an HxWxC array")
 
 
-def _open_path(path: Path, role: str) -> tuple[Image.Image, bytes | None]:
-    """The decoded image, and the file's bytes when it is a 16-bit PNG (decoded again at full precision).
+def load_bytes(data: bytes, name: str, role: str = "image") -> Picture:
+    """An image file's bytes (a file carried in a worker request), read exactly as that file on disk would be."""
+    return _read_image(_bytes_file(data, name, role), name, role)
 
-    The file is identified and its size checked from its header before a pixel is decoded, so a huge
-    file or one that declares more pixels than the machine can hold costs nothing."""
+
+def check(source: str | os.PathLike, role: str = "image") -> None:
+    """What `load` would refuse before decoding a pixel (the path, the file, its format, its size), from headers only."""
+    path = _usable_path(source, role)
+    if _is_npy(path):
+        _npy(path, role, read=False)
+        return
+    with _opened(path, role) as fh, _pillow_errors(str(path), role):
+        _open_image(fh, str(path), role)
+
+
+def check_bytes(data: bytes, name: str, role: str = "image") -> None:
+    """`check` for a file's bytes: its format and size from its header, before anything is decoded."""
+    with _pillow_errors(name, role):
+        _open_image(_bytes_file(data, name, role), name, role)
+
+
+def _usable_path(source: str | os.PathLike, role: str) -> Path:
+    text = os.fspath(source)
+    why = messages.path_problem(text) if isinstance(text, str) else None
+    if why:
+        raise BadInput(f"{role}: the path {why}; pass a real file name")
+    return Path(text)
+
+
+def _is_npy(path: Path) -> bool:
+    return str(path).lower().endswith(".npy")
+
+
+def _bytes_file(data: bytes, name: str, role: str) -> BinaryIO:
+    if not data:
+        raise BadInput(f"{name}: the {role} file is empty (0 bytes); export the image again")
+    return io.BytesIO(data)
+
+
+@contextlib.contextmanager
+def _opened(path: Path, role: str) -> Iterator[BinaryIO]:
+    """The file, open for reading: a regular file that is not empty, or one line saying why not."""
     try:
         _check_regular_file(path, role)
         fh = open(path, "rb")
@@ -87,20 +127,79 @@ def _open_path(path: Path, role: str) -> tuple[Image.Image, bytes | None]:
     with fh:
         if os.fstat(fh.fileno()).st_size == 0:
             raise BadInput(f"{path}: the {role} file is empty (0 bytes); export the image again")
+        yield fh
+
+
+def _open_image(fh: BinaryIO, name: str, role: str) -> Image.Image:
+    """The image as Pillow opens it: its header read and its size checked, no pixel decoded."""
+    img = Image.open(fh)
+    check_size(img.width, img.height, name, role)
+    return img
+
+
+def _read_image(fh: BinaryIO, name: str, role: str) -> Picture:
+    """The one reader of image files, on disk or carried: the size is checked from the header before a pixel is decoded,
+    so a huge file or one that declares more pixels than the machine can hold costs nothing; a 16-bit PNG is decoded
+    again at its full precision."""
+    said: list[str] = []
+    with _pillow_errors(name, role, said):
+        img = _open_image(fh, name, role)
+        with _c_stderr(said):  # libtiff complains on stderr, from C, while it decodes
+            img.load()
+        data = _png16_bytes(fh)
+        deep = None if data is None else bitdepth.read_png16(data, img)
+        return _from_array(deep, name, role) if deep is not None else _from_pil(img, name, role)
+
+
+@contextlib.contextmanager
+def _pillow_errors(name: str, role: str, said: list[str] | None = None) -> Iterator[None]:
+    """Whatever Pillow raises on a file (its decoders raise nearly anything on a hostile one: struct.error, IndexError,
+    NotImplementedError, ...) becomes one BadInput line naming the file and the fix. What it warns is not printed, nor
+    what C printed into `said` (see _c_stderr): the first of it goes into that line."""
+    said = [] if said is None else said
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # stylecore's own size limit is the one that applies
+            yield
+    except StylecoreError:
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow refuses twice its own limit when it opens the header
+        raise BadInput(f"{name}: the {role} declares too many pixels ({exc}); scale it down first") from exc
+    except UnidentifiedImageError as exc:
+        raise BadInput(f"{name}: not an image file PIL can read; save it as PNG or JPEG") from exc
+    except MemoryError as exc:
+        raise OutOfMemory(f"{name}: decoding the {role} needs more memory than is free; scale it down first") from exc
+    except Exception as exc:
+        detail = "; ".join(x for x in (f"{type(exc).__name__}: {exc}".rstrip(": "), *said, *map(str, caught)) if x)
+        raise BadInput(
+            f"{name}: the {role} is damaged, truncated or in a form Pillow cannot read ({detail[:300]}); "
+            "export it again as PNG, JPEG or TIFF"
+        ) from exc
+
+
+_STDERR = threading.Lock()  # one redirection of file descriptor 2 at a time: two would leave it pointing nowhere
+
+
+@contextlib.contextmanager
+def _c_stderr(said: list[str]) -> Iterator[None]:
+    """What C libraries print on file descriptor 2 meanwhile (libtiff's complaints), into `said` instead."""
+    with _STDERR:
         try:
-            with warnings.catch_warnings():  # stylecore's own limit below is the one that applies
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                img = Image.open(fh)  # reads the header only
-                _check_size(img.width, img.height, str(path), role)
-                img.load()
-            data = _png16_bytes(fh)
-        except Image.DecompressionBombError as exc:  # Pillow refuses twice its limit when it opens the header
-            raise BadInput(f"{path}: the {role} declares too many pixels ({exc}); scale it down first") from exc
-        except UnidentifiedImageError as exc:
-            raise BadInput(f"{path}: not an image file PIL can read; save it as PNG or JPEG") from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise BadInput(f"{path}: the {role} is damaged or truncated ({exc}); export it again") from exc
-    return img, data
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no stderr at all: nothing to keep quiet
+            yield
+            return
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                text = capture.read(4096).decode("utf-8", "replace")
+                said.extend(line.strip() for line in text.splitlines()[:3] if line.strip())
 
 
 def _check_regular_file(path: Path, role: str) -> None:
@@ -122,17 +221,17 @@ def _png16_bytes(fh: BinaryIO) -> bytes | None:
     return fh.read()
 
 
-def _open_npy(path: Path, role: str) -> np.ndarray:
+def _npy(path: Path, role: str, *, read: bool) -> np.ndarray:
     """HxWxC arrays at full precision: how the GIMP plug-in hands over 16-bit and float layers.
 
-    Mapped first, so the shape is checked from the header before the array is read."""
+    Mapped first, so the shape is checked from the header before the array is read (read=False: never)."""
     if not path.is_file():
         raise BadInput(f"{path}: {role} file not found; check the path")
     try:
         mapped = np.load(path, mmap_mode="r", allow_pickle=False)
         if mapped.ndim >= 2:
-            _check_size(mapped.shape[1], mapped.shape[0], str(path), role)
-        return np.array(mapped)
+            check_size(mapped.shape[1], mapped.shape[0], str(path), role)
+        return np.array(mapped) if read else mapped
     except (ValueError, OSError, EOFError) as exc:
         raise BadInput(f"{path}: not a readable .npy array ({exc}); write it with numpy.save") from exc
 
@@ -159,7 +258,7 @@ def _from_pil(img: Image.Image, name: str, role: str) -> Picture:
         img = ImageOps.exif_transpose(img)
     except Exception:  # broken EXIF must not make a readable image unusable
         pass
-    _check_size(img.width, img.height, name, role)
+    check_size(img.width, img.height, name, role)
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float32)
@@ -182,7 +281,7 @@ def _from_array(arr: np.ndarray, name: str, role: str) -> Picture:
     expected = "expected float32 HxWxC (or uint8, uint16) with C 1 to 4, values 0..1"
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
         raise BadInput(f"{name}: {role} array is {arr.dtype} {arr.shape}; {expected}")
-    _check_size(arr.shape[1], arr.shape[0], name, role)
+    check_size(arr.shape[1], arr.shape[0], name, role)
     if arr.dtype == np.uint8:
         a, bits = arr.astype(np.float32) / 255.0, 8
     elif arr.dtype == np.uint16:
@@ -200,7 +299,8 @@ def _from_array(arr: np.ndarray, name: str, role: str) -> Picture:
     return Picture(np.ascontiguousarray(rgb, dtype=np.float32), alpha, bits)
 
 
-def _check_size(width: int, height: int, name: str, role: str) -> None:
+def check_size(width: int, height: int, name: str, role: str) -> None:
+    """Refuses an image of no pixels, or of more than `pixel_limit()`: every route in, before its pixels are decoded."""
     if width < 1 or height < 1:
         raise BadInput(f"{name}: the {role} is {width}x{height}, an empty image; pass one with pixels")
     limit = pixel_limit()
@@ -224,12 +324,21 @@ def available_memory() -> int:
 
         soft, _ = resource.getrlimit(resource.RLIMIT_AS)
         if soft != resource.RLIM_INFINITY:
-            amounts.append(soft)
+            amounts.append(max(0, soft - _address_space_used()))
     except (ImportError, OSError, ValueError):
         pass
     amounts.append(_cgroup_free())
     known = [a for a in amounts if a is not None]
     return min(known) if known else 1 << 62
+
+
+def _address_space_used() -> int:
+    """What RLIMIT_AS counts already (torch alone reserves gigabytes of it); 0 where /proc does not say."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
 
 
 def _meminfo_available() -> int | None:

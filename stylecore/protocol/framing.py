@@ -34,35 +34,90 @@ class MessageReader:
     A line whose object has `"bytes": N` is followed by exactly N raw bytes, its payload. A descriptor is read
     with os.read (a thread blocked in a buffered read would hold its lock at interpreter exit). With
     `skip_junk`, a line that is not a JSON object is skipped (a client reading a child that printed); without it,
-    `read` raises BadRequest for that line, and the next `read` goes on after it."""
+    `read` raises BadRequest for that line, and the next `read` goes on after it.
+
+    Recovery (docs/worker-protocol.md): a payload refused for what it holds is skipped exactly (`skip_payload`), so
+    the next line is the next message. A payload length that cannot be trusted is never read: the reader
+    resynchronises (`resync`): it drops, without a word, every line up to the first that is a JSON object, or that
+    ends with one (the next message glued to the tail of a payload shorter than declared)."""
 
     def __init__(self, source: int | IO[bytes], skip_junk: bool = False):
         self.source, self.skip_junk = source, skip_junk
         self.buffer = bytearray()
         self.eof = False
+        self.lost = False  # resynchronising: lines that are no JSON object are dropped silently
 
     def read(self) -> Message | None:
         """The next message, or None at the end of the stream."""
+        header = self.read_header()
+        if header is None:
+            return None
+        obj, size = header
+        return Message(obj, None if size is None else self.read_payload(size))
+
+    def read_header(self) -> tuple[dict[str, Any], int | None] | None:
+        """The next line's object and its payload's declared length (None: no payload), or None at the end of the stream.
+
+        The payload is not read: the caller reads it (`read_payload`), skips it (`skip_payload`) or, if it cannot trust
+        the length, `resync`s. A length that is no whole number of 0 to MAX_PAYLOAD raises BadRequest, and the reader
+        resynchronises itself."""
         while True:
-            line = self._line()
+            try:
+                line = self._line()
+            except BadRequest:
+                if self.skip_junk or self.lost:
+                    continue
+                raise
             if line is None:
                 return None
             if not line.strip():
                 continue
             try:
-                obj = _decode(line)
+                obj = _recover(line) if self.lost else _decode(line)
             except BadRequest:
-                if self.skip_junk:
+                if self.skip_junk or self.lost:
                     continue
                 raise
+            self.lost = False
             size = obj.get("bytes")
             if size is None:
-                return Message(obj)
+                return obj, None
             if not has_kind(size, int) or size < 0:
+                self.lost = True
                 raise BadRequest(f"'bytes' {size!r} must be the payload's length, a whole number of 0 or more")
-            if size > MAX_PAYLOAD:  # not skipped either: a sender that lied about it would lose every later line
+            if size > MAX_PAYLOAD:  # not read, nor skipped: a sender that lied about it would lose every later line
+                self.lost = True
                 raise BadRequest(f"a payload of {size} bytes is over the {MAX_PAYLOAD} byte limit; send less per message")
-            return Message(obj, self._exactly(size))
+            return obj, size
+
+    def read_payload(self, size: int) -> bytes:
+        """The `size` bytes that follow the line just read, gathered in one buffer of that size, never more: the caller
+        checked the size against its limits (a worker, against the images the line declares and the memory free)."""
+        payload = bytearray(size)
+        filled = 0
+        while filled < size:
+            if not self.buffer and not self._fill():
+                raise BadRequest(f"the stream ended {size - filled} bytes short of a {size} byte payload")
+            take = min(len(self.buffer), size - filled)
+            payload[filled : filled + take] = self.buffer[:take]
+            del self.buffer[:take]
+            filled += take
+        return bytes(payload)
+
+    def skip_payload(self, size: int | None) -> None:
+        """Reads and drops the `size` bytes that follow the line just read, a chunk at a time: nothing is held."""
+        left = size or 0
+        while left:
+            if not self.buffer and not self._fill():
+                return
+            take = min(len(self.buffer), left)
+            del self.buffer[:take]
+            left -= take
+
+    def resync(self) -> None:
+        """The line just read declared a payload that cannot be trusted: read on from here as lines, dropping every line
+        that is no JSON object until one is (see the class)."""
+        self.lost = True
 
     def _fill(self) -> bool:
         if self.eof:
@@ -106,15 +161,29 @@ class MessageReader:
                     return line
                 return None
 
-    def _exactly(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            if not self._fill():
-                got = len(self.buffer)
-                self.buffer.clear()
-                raise BadRequest(f"the stream ended {size - got} bytes short of a {size} byte payload")
-        payload = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return payload
+
+RECOVERY_TRIES = 64  # starts of a JSON object tried at the end of one junk line while resynchronising
+
+
+def _recover(line: bytes) -> dict[str, Any]:
+    """The JSON object a line is, or that it ends with (a message glued to the tail of a short payload); BadRequest if none.
+
+    Tried from the line's last '{"' backwards: an inner object does not reach the end of the line, so the first that
+    does is the outermost."""
+    try:
+        return _decode(line)
+    except BadRequest:
+        pass
+    end = len(line)
+    for _ in range(RECOVERY_TRIES):
+        end = line.rfind(b'{"', 0, end)
+        if end < 0:
+            break
+        try:
+            return _decode(line[end:])
+        except BadRequest:
+            continue
+    raise BadRequest("no JSON object in this line")
 
 
 def _decode(line: bytes) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 from .. import __version__
@@ -63,14 +63,36 @@ class EncodedFile:
     data: bytes
 
 
-Source = Union[str, pixels.Pixels, EncodedFile]  # a file path, or an image carried in the request's payload
+@dataclass(frozen=True)
+class EncodedPixels:
+    """In-band pixels as they arrived: a checked descriptor and its payload, decoded only when the run needs them
+    (after the request's options, paths and sizes have passed)."""
+
+    descriptor: Mapping[str, Any]
+    data: bytes
+
+    @property
+    def width(self) -> int:
+        return int(self.descriptor["width"])
+
+    @property
+    def height(self) -> int:
+        return int(self.descriptor["height"])
+
+    def decode(self, *, limit: int = pixels.MAX_BYTES) -> pixels.Pixels:
+        """The samples; raises pixels.PayloadError for a payload that is no such image."""
+        return pixels.decode(dict(self.descriptor), self.data, limit=limit)
+
+
+# a file path, or an image carried in the request's payload (Pixels to send, EncodedPixels as received)
+Source = Union[str, pixels.Pixels, EncodedFile, EncodedPixels]
 INLINE = "inline"  # "return": "inline": the result and intermediate images come back in the stream
 RETURNS = ("file", INLINE)
 
 
 @dataclass(frozen=True)
 class Request:
-    """A checked stylize request: paths are usable strings, in-band pixels decoded, options checked (see check_options)."""
+    """A checked stylize request: paths are usable strings, in-band images checked (see parse_request), options checked."""
 
     id: str
     content: Source
@@ -85,6 +107,14 @@ class Request:
     @property
     def inline(self) -> bool:
         return not self.output
+
+    def sources(self) -> list[tuple[str, Source]]:
+        """(role, source) of the content and each style, in the order they come."""
+        return [("content", self.content), *(("style", s) for s, _ in self.styles)]
+
+    def paths(self) -> list[str]:
+        """The sources that are files on the worker's disk (which the output must not overwrite)."""
+        return [s for _, s in self.sources() if isinstance(s, str)]
 
 
 FIRST_INSTANT = INSTANT  # the one value of a request's "first": the instant preset's picture
@@ -120,26 +150,27 @@ def _path(obj: Mapping, name: str, what: str) -> str:
 
 
 class _Payload:
-    """The request's payload, handed out image by image in the order the descriptors come (content, then styles)."""
+    """The request's payload, handed out image by image in the order the descriptors come (content, then styles).
 
-    def __init__(self, payload: bytes | None, limit: int, decode: bool):
-        self.data, self.offset, self.limit, self.decode = payload or b"", 0, limit, decode
+    `data` None: the payload is not read yet, only its declared `size` is known: everything is checked against it,
+    and the images hold no bytes."""
 
-    def take(self, descriptor: object, role: str) -> pixels.Pixels:
+    def __init__(self, data: bytes | None, size: int, limit: int):
+        self.data, self.size, self.offset, self.limit = data, size, 0, limit
+
+    def _part(self, size: int, role: str) -> bytes:
+        if self.offset + size > self.size:
+            raise BadRequest(f"{role}: the payload holds {self.size} bytes, too few for the images its descriptors declare")
+        part = b"" if self.data is None else self.data[self.offset : self.offset + size]
+        self.offset += size
+        return part
+
+    def take(self, descriptor: Any, role: str) -> EncodedPixels:
         try:
             size = pixels.check_descriptor(descriptor, limit=self.limit)
-            if self.offset + size > len(self.data):
-                raise pixels.PayloadError(
-                    f"the payload holds {len(self.data)} bytes, too few for the images its descriptors declare"
-                )
-            part = self.data[self.offset : self.offset + size]
-            self.offset += size
-            if not self.decode:  # the sender's own check: its bytes were just encoded
-                d: dict[str, Any] = descriptor  # type: ignore[assignment]
-                return pixels.Pixels(d["width"], d["height"], d["channels"], d["sample"], b"")
-            return pixels.decode(descriptor, part, limit=self.limit)  # type: ignore[arg-type]
         except pixels.PayloadError as exc:
             raise BadRequest(f"{role}: {exc}") from None
+        return EncodedPixels(descriptor, self._part(size, role))
 
     def take_file(self, spec: object, role: str) -> EncodedFile:
         if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str) or not has_kind(spec.get("bytes"), int):
@@ -147,11 +178,7 @@ class _Payload:
         size = spec["bytes"]
         if not 0 < size <= self.limit:
             raise BadRequest(f"{role}: {spec['name']} declares {size} bytes; send a file of 1..{self.limit} bytes")
-        if self.offset + size > len(self.data):
-            raise BadRequest(f"{role}: the payload holds {len(self.data)} bytes, too few for the images its descriptors declare")
-        part = self.data[self.offset : self.offset + size]
-        self.offset += size
-        return EncodedFile(spec["name"], part)
+        return EncodedFile(spec["name"], self._part(size, role))
 
     def carried(self, obj: Mapping, role: str) -> Source | None:
         """The image an item carries in the payload ({"pixels": descriptor} or {"file": ...}), or None for a path."""
@@ -162,8 +189,8 @@ class _Payload:
         return None
 
     def finish(self) -> None:
-        if self.offset != len(self.data):
-            raise BadRequest(f"the payload holds {len(self.data) - self.offset} bytes no pixel descriptor declares")
+        if self.offset != self.size:
+            raise BadRequest(f"the payload holds {self.size - self.offset} bytes no pixel descriptor declares")
 
 
 def _source(obj: Mapping, name: str, what: str, payload: _Payload) -> Source:
@@ -175,16 +202,57 @@ def _source(obj: Mapping, name: str, what: str, payload: _Payload) -> Source:
     return _path(obj, name, what + ', or {"pixels": descriptor} with the image in the payload')
 
 
-def parse_request(obj: object, payload: bytes | None = None, *, limit: int = pixels.MAX_BYTES, decode: bool = True) -> Request:
-    """Checks a stylize request's shape and options, and decodes its in-band pixels (each at most `limit` bytes).
+def declared_payload(obj: Mapping) -> int | None:
+    """The bytes a stylize request's carried images declare in all, or None where one of them declares no usable count.
 
-    Its files are not opened here: the run opens those, with BadInput. decode=False checks the descriptors only."""
+    A line's "bytes" that differs cannot be trusted (the worker resynchronises instead of reading or skipping it)."""
+    styles = obj.get("styles")
+    total = 0
+    for item in (obj.get("content"), *(styles if isinstance(styles, list) else ())):
+        if not isinstance(item, Mapping) or not ("pixels" in item or "file" in item):
+            continue
+        spec = item["pixels"] if "pixels" in item else item["file"]
+        count = spec.get("bytes") if isinstance(spec, Mapping) else None
+        if type(count) is not int or count < 0:
+            return None
+        total += count
+    return total
+
+
+def parse_request(obj: object, payload: bytes | None = None, *, limit: int = pixels.MAX_BYTES, decode: bool = True) -> Request:
+    """Checks a stylize request's shape, options and in-band images (each at most `limit` bytes decoded), then decodes
+    those images into Pixels; decode=False leaves them EncodedPixels, for the run to decode when it needs them.
+
+    Its files are not opened here: the run opens those, with BadInput."""
+    req = _parse(obj, _Payload(payload, len(payload or b""), limit))
+    if not decode:
+        return req
+
+    def decoded(source: Source, role: str) -> Source:
+        if not isinstance(source, EncodedPixels):
+            return source
+        try:
+            return source.decode(limit=limit)
+        except pixels.PayloadError as exc:
+            raise BadRequest(f"{role}: {exc}") from None
+
+    styles = tuple((decoded(s, "style"), w) for s, w in req.styles)
+    return replace(req, content=decoded(req.content, "content"), styles=styles)
+
+
+def check_request(obj: object, size: int | None, *, limit: int = pixels.MAX_BYTES) -> Request:
+    """What parse_request checks, before the payload is read: against its declared length (`size`; None: no payload).
+
+    The request's in-band images hold no bytes; raises BadRequest as parse_request would."""
+    return _parse(obj, _Payload(None, size or 0, limit))
+
+
+def _parse(obj: object, carried: _Payload) -> Request:
     if not isinstance(obj, Mapping):
         raise BadRequest("not a JSON object; send one JSON object per line")
     rid = _field(obj, "id", str, "a non-empty string")
     if not rid:
         raise BadRequest("'id' must be a non-empty string")
-    carried = _Payload(payload, limit, decode)
     content = _source(obj, "content", "the content's file path (image or float32 .npy)", carried)
     raw_styles = _field(obj, "styles", list, 'a list of {"path": ..., "weight": ...}')
     if not raw_styles:
@@ -206,6 +274,8 @@ def parse_request(obj: object, payload: bytes | None = None, *, limit: int = pix
     if codec not in pixels.CODECS:
         raise BadRequest(f"'codec' {codec!r} unknown; use one of {', '.join(pixels.CODECS)}")
     inline = returned == INLINE
+    if inline and obj.get("output") is not None:
+        raise BadRequest('\'output\' and "return": "inline" ask for the result in two places; send one of them')
     output = "" if inline else _path(obj, "output", "the result's file path (.npy, or an image extension)")
     options = check_options({} if obj.get("options") is None else obj["options"])
     every, folder = 0, ""
@@ -214,6 +284,10 @@ def parse_request(obj: object, payload: bytes | None = None, *, limit: int = pix
         if not isinstance(spec, Mapping):
             raise BadRequest('\'images\' must be {"every": N, "dir": "/folder"} ({"every": N} with "return": "inline")')
         every = _field(spec, "every", int, "a whole number of evaluations, 1 or more")
+        if inline and spec.get("dir") is not None:
+            raise BadRequest(
+                "'dir' in 'images' is a folder for image files, but with \"return\": \"inline\" they come in the stream; leave 'dir' out"
+            )
         folder = "" if inline else _path(spec, "dir", "an existing folder for the intermediate images")
         if every < 1:
             raise BadRequest("'images.every' must be 1 or more")
@@ -248,6 +322,9 @@ def build_request(
         if isinstance(value, EncodedFile):
             parts.append(value.data)
             return {"file": {"name": value.name, "bytes": len(value.data)}}
+        if isinstance(value, EncodedPixels):
+            parts.append(value.data)
+            return {"pixels": dict(value.descriptor)}
         try:
             descriptor, data = pixels.encode(value, codec=codec)
         except pixels.PayloadError as exc:
@@ -268,7 +345,7 @@ def build_request(
     if first:
         obj["first"] = first
     payload = b"".join(parts) if parts else None
-    parse_request(obj, payload, decode=False)
+    check_request(obj, None if payload is None else len(payload))
     return obj, payload
 
 

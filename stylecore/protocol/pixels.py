@@ -19,6 +19,7 @@ from __future__ import annotations
 import lzma
 import sys
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ SHUFFLE = True
 UP = True
 
 MAX_SIDE = 524288  # GIMP's largest image side
+MAX_PIXELS = 400_000_000  # 20000 x 20000: beyond this a layer is surely a mistake (a file on disk too: images.reading)
 MAX_BYTES = 2_000_000_000  # decoded size limit (125 megapixels of RGBA float)
 
 
@@ -103,12 +105,10 @@ def check_descriptor(descriptor: Any, *, limit: int = MAX_BYTES) -> int:
         if type(value) is not int or value < 0:
             raise PayloadError(f"pixel descriptor {name} must be a non-negative integer, not {value!r}")
     sample = descriptor["sample"]
-    if sample not in SAMPLES:
-        raise PayloadError(f"unknown sample format {sample!r}; use one of {', '.join(SAMPLES)}")
     _check_layout(width, height, channels, sample, limit)
-    if descriptor["codec"] not in CODECS:
+    if not _one_of(descriptor["codec"], CODECS):
         raise PayloadError(f"unknown pixel codec {descriptor['codec']!r}; use one of {', '.join(CODECS)}")
-    if descriptor.get("byteorder", "little") not in BYTEORDERS:
+    if not _one_of(descriptor.get("byteorder", "little"), BYTEORDERS):
         raise PayloadError(f"unknown byte order {descriptor['byteorder']!r}; use 'little' or 'big'")
     declared: int = descriptor["bytes"]
     raw = width * height * channels * SAMPLES[sample]
@@ -158,11 +158,20 @@ def split(descriptors: list[dict[str, Any]], payload: bytes) -> list[bytes]:
     return parts
 
 
+def _one_of(value: object, choices: Iterable[str]) -> bool:
+    """JSON's value is one of the strings: a list or an object is no sample format (nor unhashable)."""
+    return isinstance(value, str) and value in choices
+
+
 def _check_layout(width: int, height: int, channels: int, sample: str, limit: int) -> None:
-    if sample not in SAMPLES:
+    if not _one_of(sample, SAMPLES):
         raise PayloadError(f"unknown sample format {sample!r}; use one of {', '.join(SAMPLES)}")
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
         raise PayloadError(f"image size {width}x{height} is absurd; each side must be 1..{MAX_SIDE}")
+    if width * height > MAX_PIXELS:
+        raise PayloadError(
+            f"image size {width}x{height} is {_mp(width * height)}, over the {_mp(MAX_PIXELS)} limit; scale the layer down"
+        )
     if not 1 <= channels <= 4:
         raise PayloadError(f"{channels} channels per pixel; send 1 to 4 (grey, grey+alpha, RGB, RGBA)")
     raw = width * height * channels * SAMPLES[sample]
@@ -238,4 +247,9 @@ def _swap(data: bytes, size: int) -> bytes:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e6:.0f} MB" if n >= 10**6 else f"{n} bytes"
+    """In whole numbers: a count from JSON may be too large for a float."""
+    return f"{(n + 500_000) // 10**6} MB" if n >= 10**6 else f"{n} bytes"
+
+
+def _mp(n: int) -> str:
+    return f"{(n + 500_000) // 10**6} MP"
