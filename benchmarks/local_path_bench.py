@@ -1,7 +1,7 @@
 """The local plug-in's two ways to move a layer to the worker and its result back: .npy files or in-band, codec none.
 
-Both sides as they run: the plug-in's stdlib code (write_npy/read_npy or messages.build_request and the
-MessageReader) and the worker's (reading.load of the .npy and StyledImage.save, or parse_request and the
+Both sides as they run: the plug-in's stdlib code (stylecore.protocol.npy's write_npy/read_npy, or
+messages.build_request and the MessageReader) and the worker's (reading.load of the .npy and StyledImage.save, or parse_request and the
 inline result). The engine is left out: a stand-in worker returns the content as the result.
 """
 
@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "gimp_plugin" / "style-transfer")]
+sys.path[:0] = [str(REPO)]
 
-from stylecore.protocol import framing, messages, pixels  # noqa: E402
+from stylecore.protocol import framing, messages, npy, pixels  # noqa: E402
 
 ECHO = """
 import sys, numpy as np
+from stylecore.protocol import framing, messages
 from stylecore.images import reading
 from stylecore.frontends import worker
 from stylecore.images.result import StyledImage
@@ -47,8 +48,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("megapixels", nargs="?", type=float, default=6.0, help="layer size (default 6)")
     megapixels = parser.parse_args().megapixels
-    import worker_client as wc
-
     width = int((megapixels * 1e6 * 1.5) ** 0.5)
     height = int(megapixels * 1e6 / width)
     rgba = np.random.default_rng(0).random((height, width, 4), dtype=np.float32)
@@ -62,10 +61,10 @@ def main() -> None:
     for round_ in range(3):
         started = time.perf_counter()
         content, output = os.path.join(folder, "content.npy"), os.path.join(folder, "result.npy")
-        wc.write_npy(content, width, height, 4, data)
-        framing.write_message(proc.stdin, messages.stylize_request(f"f{round_}", content, [(style, 1.0)], {}, output))
+        npy.write_npy(content, width, height, 4, data)
+        framing.write_message(proc.stdin, messages.build_request(f"f{round_}", content, [(style, 1.0)], {}, output)[0])
         reader.read()
-        wc.read_npy(output)
+        npy.read_npy(output)
         files = time.perf_counter() - started
         started = time.perf_counter()
         layer = pixels.Pixels(width, height, 4, "f32", data)

@@ -9,7 +9,7 @@ preview latency (a setting changed mid-preview to the first painted image, which
 preview asks for first, and to the optimisation's first image), time to the finished 320-px preview for the
 preview schedule (balanced) and for the draft preset, instant's latency and peak memory per layer size
 (benchmarks/instant_bench.py's table), and the full run in the warm worker against a fresh `python -m
-stylecore` process. The requests are the plug-in's own (settings.build_request). The dialog adds its debounce
+stylecore` process. The requests are the plug-in's own (job.build). The dialog adds its debounce
 to the change latency, and about 50 ms to convert each image for the screen.
 """
 
@@ -39,17 +39,16 @@ CONTENT, STYLE = BENCH / "tubingen.jpg", BENCH / "starry_night.jpg"
 IMAGE_EVERY = 2
 INSTANT_SIZES = [(320, 240), (512, 384), (1024, 768), (4096, 3072)]
 sys.path.insert(0, str(REPO / "gimp_plugin" / "style-transfer"))
-import settings  # noqa: E402  (the plug-in's pure-logic module: its preview requests and debounce)
+import job  # noqa: E402  (the plug-in's pure-logic module: its preview requests and debounce)
 
-PREVIEW_SIDE = settings.PREVIEW_SIDE
-PREVIEW_SCHEDULE = settings.PREVIEW_OPTIONS
+PREVIEW_SIDE = job.PREVIEW_SIDE
+PREVIEW_SCHEDULE = job.PREVIEW_OPTIONS
 
 
 def preview_request(rid: str, content: Path, out: Path, strength: float, images_dir: Path) -> dict:
     """The dialog's preview request: the instant picture first, then the balanced schedule at 320 px."""
-    return settings.build_request(
-        rid, str(content), [(str(STYLE), 1.0)], {"strength": strength, "seed": 0}, str(out), str(images_dir)
-    )
+    options = {"strength": strength, "seed": 0}
+    return job.build(rid, str(content), [(str(STYLE), 1.0)], options, str(out), preview_dir=str(images_dir))[0]
 
 
 class Worker:
@@ -171,7 +170,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
     )
     print(
         f"images: {CONTENT.name} x {STYLE.name}; preview {PREVIEW_SIDE} px long side, the instant picture first, then "
-        f"schedule {PREVIEW_SCHEDULE}, an image every {settings.PREVIEW_IMAGES_EVERY} evaluations"
+        f"schedule {PREVIEW_SCHEDULE}, an image every {job.PREVIEW_IMAGES_EVERY} evaluations"
     )
 
     w = Worker(tmp / "worker.log")
@@ -209,7 +208,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
         end, result = w.until(is_terminal(nxt))
         finishes.append(end - changed)
         cpus.append(w.cpu() - cpu_changed)
-    debounce = settings.DEBOUNCE_MS / 1000
+    debounce = job.DEBOUNCE_MS / 1000
     first = statistics.median(latencies)
     print(
         f"warm preview, setting changed mid-preview -> the instant picture read: median {first:.2f} s over "

@@ -57,12 +57,12 @@ class Sshd:
         return Destination(host=HOST, user=self.user, port=self.port)
 
     def options(self, *, identity: Path | None = None, known_hosts: Path | None = None) -> list[str]:
-        """The ``-o`` values a client needs: this server's known_hosts and the throwaway user key."""
+        """The ``-o`` values a client needs: this server's known_hosts and the throwaway user key (all on
+        ssh.ALLOWED_OPTIONS, as a user's would have to be)."""
         return [
             f"UserKnownHostsFile={known_hosts or self.known_hosts}",
             f"IdentityFile={identity or self.root / 'id'}",
             "IdentitiesOnly=yes",
-            "GlobalKnownHostsFile=/dev/null",
         ]
 
     def known_hosts_line(self, public_key: str | None = None) -> str:

@@ -52,7 +52,7 @@ def test_pane_repaints_on_a_change_debounces_a_drag_and_hands_over_the_warm_work
     assert r["first_result"]["width"] == 320 and r["first_result"]["height"] == 240  # the 1024x768 layer at <= 320 px
     assert r["sent"][-1]["id"] == "final"  # the check's own final run, after stop()
     r["sent"] = r["sent"][:-1]
-    assert all(s["preset"] == "balanced" and s["images"] for s in r["sent"])  # preview.PREVIEW_OPTIONS, with pictures
+    assert all(s["preset"] == "balanced" and s["images"] for s in r["sent"])  # job.PREVIEW_OPTIONS, with pictures
     images = [e for e in r["events"] if e["event"] == "image" and e["id"] == r["first_result"]["id"]]
     assert images[0]["stage"] == "instant" and images[0]["width"] == 320, "the instant picture comes first, at preview size"
     formed = [e for e in images if e["stage"] == "optimize"]

@@ -1,4 +1,4 @@
-"""stylecore/ssh.py: destinations, the ssh command line, and each ssh failure as one line, through a real sshd."""
+"""stylecore/protocol/ssh.py: destinations, the ssh command line, and each ssh failure as one line, through a real sshd."""
 
 import json
 import subprocess
@@ -10,7 +10,8 @@ import pytest
 
 from stylecore.images.arrays import from_array, to_array
 from stylecore.protocol import pixels, ssh
-from stylecore.protocol.ssh import Destination, RemoteError
+from stylecore.protocol.errors import BadInput
+from stylecore.protocol.ssh import Destination
 from tests.sshd import free_port, keygen
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def test_destinations(text, expected):
     ],
 )
 def test_bad_destinations_are_one_line(text, message):
-    with pytest.raises(RemoteError, match=message) as info:
+    with pytest.raises(BadInput, match=message) as info:
         ssh.parse_destination(text)
     assert "\n" not in str(info.value)
 
@@ -67,31 +68,59 @@ def test_destination_round_trips_as_text():
         ("IdentityFile", "is not KEY=VALUE"),
         ("=x", "is not KEY=VALUE"),
         ("-oProxyCommand=x", "is not KEY=VALUE"),
-        ("Port=22 -oX=y", None),
-        ("ProxyCommand=nc %h %p", "runs commands on this computer"),
-        ("localcommand=id", "runs commands"),
+        ("Port=22 -oX=y", "Port: '22 -oX=y' is not a value it takes"),  # no second option hidden in a value
+        ("ProxyCommand=nc %h %p", "SSH option ProxyCommand is not passed on"),
+        ("localcommand=id", "SSH option localcommand is not passed on"),
+        ("Tunnel=yes", "is not passed on"),  # not on the allowlist: refused whether or not it is known to be harmful
         ("IdentityFile=/x\n-oProxyCommand=y", "control character"),
+        ("IdentityFile=-oProxyCommand=y", "IdentityFile: '-oProxyCommand=y' is not a value it takes"),
+        ("ConnectTimeout=0", "is not a value it takes"),
+        ("StrictHostKeyChecking=maybe", "is not a value it takes"),
+        ("ProxyJump=me@jump.example.org,-oProxyCommand=x", "is not a value it takes"),
     ],
 )
 def test_ssh_options_are_checked(text, message):
-    if message is None:
-        assert ssh.parse_ssh_option(text) == text  # one argv element: ssh sees a single odd value, not an option
-        return
-    with pytest.raises(RemoteError, match=message):
+    with pytest.raises(BadInput, match=message) as info:
         ssh.parse_ssh_option(text)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text, passed",
+    [
+        ("IdentityFile=~/.ssh/gpu_ed25519", "IdentityFile=~/.ssh/gpu_ed25519"),
+        ("identityfile = ~/k", "IdentityFile=~/k"),  # ssh's keys are case-insensitive: passed on as the allowlist spells them
+        ("Port=2222", "Port=2222"),
+        ("ProxyJump=me@jump.example.org:2222", "ProxyJump=me@jump.example.org:2222"),
+        ("StrictHostKeyChecking=accept-new", "StrictHostKeyChecking=accept-new"),
+        ("ConnectTimeout=5", "ConnectTimeout=5"),
+    ],
+)
+def test_the_options_a_user_needs_are_passed_on(text, passed):
+    assert ssh.parse_ssh_option(text) == passed
 
 
 def test_ssh_argv_shape():
     argv = ssh.ssh_argv(
-        Destination("gpu", "me", 2222), ["/opt/sc/python", "-u", "-m", "stylecore", "worker"], options=["IdentityFile=~/k"]
+        Destination("gpu", "me", 2222),
+        ["/opt/sc/python", "-u", "-m", "stylecore", "worker"],
+        options=["IdentityFile=~/k", "ConnectTimeout=5"],
     )
-    assert argv[:4] == ["ssh", "-T", "-o", "BatchMode=yes"]
+    assert argv[:4] == ["ssh", "-T", "-x", "-a"]  # no terminal, no X11 and no agent forwarding, whatever ssh_config says
+    options = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-o"]
+    # ssh keeps the first value it gets: the safety options come before anything the user passes ...
+    fixed = [options.index(o) for o in ssh.FIXED_OPTIONS]
+    assert {"ClearAllForwardings=yes", "PermitLocalCommand=no", "ControlMaster=no", "ControlPersist=no"} <= set(ssh.FIXED_OPTIONS)
+    assert max(fixed) < options.index("IdentityFile=~/k")
+    # ... and the user's own come before our defaults, which they may replace
+    assert options.index("ConnectTimeout=5") < options.index(f"ConnectTimeout={ssh.CONNECT_TIMEOUT}")
     assert argv[argv.index("-p") + 1] == "2222"
-    assert argv.index("BatchMode=yes") < argv.index("IdentityFile=~/k")  # ssh keeps the first value it gets
     assert argv[-3:] == ["me@gpu", "--", "/opt/sc/python -u -m stylecore worker"]
     assert ssh.ssh_argv(Destination("gpu"), "python3 -m stylecore worker")[-1] == "python3 -m stylecore worker"
-    with pytest.raises(RemoteError, match="no remote worker command"):
+    with pytest.raises(BadInput, match="no remote worker command"):
         ssh.ssh_argv(Destination("gpu"), " ")
+    with pytest.raises(BadInput, match="SSH option ProxyCommand is not passed on"):  # the argv is never built around one
+        ssh.ssh_argv(Destination("gpu"), "w", options=["ProxyCommand=nc %h %p"])
 
 
 @pytest.mark.parametrize(
@@ -222,7 +251,7 @@ def _state(pid):
 # pixels.py is loaded as a plain module, so the far end's system python3 needs neither torch nor numpy.
 ECHO_PIXELS = f"""
 import json, sys
-sys.path.insert(0, {str(REPO / "stylecore")!r})
+sys.path.insert(0, {str(REPO / "stylecore" / "protocol")!r})
 import pixels
 header = json.loads(sys.stdin.buffer.readline())
 payload = sys.stdin.buffer.read(header["bytes"])

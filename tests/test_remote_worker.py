@@ -16,8 +16,9 @@ import pytest
 from PIL import Image
 
 from stylecore.images.arrays import from_array, to_array
-from stylecore.protocol import errors, messages, pixels
-from stylecore.protocol.client import Connection, RemoteFailure, Target
+from stylecore.protocol import client, errors, messages, pixels, ssh
+from stylecore.protocol.client import WorkerClient
+from stylecore.protocol.errors import RemoteFailure
 from tests.sshd import keygen
 
 from .conftest import gradient_image
@@ -26,8 +27,9 @@ WORKER = shlex.join([sys.executable, "-m", "stylecore", "worker", "--random-weig
 QUICK = {"preset": "draft", "working_size": 64, "seed": 3}
 
 
-def target(sshd, command: str = WORKER, **options) -> Target:
-    return Target(sshd.destination, command, tuple(sshd.options(**options)))
+def target(sshd, command: str = WORKER, **options) -> ssh.Target:
+    """The far end as a user names it (checked as the CLI and the dialog check it)."""
+    return ssh.Target.parse(str(sshd.destination), command, sshd.options(**options))
 
 
 def float_layer(w: int = 48, h: int = 40) -> np.ndarray:
@@ -59,20 +61,21 @@ def wait_gone(sshd, seconds: float = 20) -> set[int]:
 
 def test_preview_then_full_run_with_inline_pixels_keep_float_precision(sshd):
     rgba, style = float_layer(), gradient_image(40, 40, seed=5)
-    with Connection(target(sshd)) as conn:
+    with WorkerClient(target(sshd)) as conn:
+        assert conn.remote
         ready = conn.wait_ready()
         assert ready["protocol"] == messages.PROTOCOL and ready["version"] == messages.VERSION
         assert ready["device"] == "cpu" and ready["gpu"] is None
         images = []
         preview, payload = request("p1", rgba, style, images={"every": 1})
-        result, data = conn.run(preview, payload, lambda e, p: images.append((e, p)) if e["event"] == "image" else None)
-        assert images and all(p is not None and e["pixels"]["sample"] == "f32" for e, p in images)
-        first = to_array(pixels.decode(images[0][0]["pixels"], images[0][1]))
-        assert first.shape[2] == 3
+        conn.run(preview, payload, lambda e: images.append(e) if e.kind == messages.IMAGE else None)
+        assert images and all(e.payload is not None and e.get("pixels")["sample"] == "f32" for e in images)
+        first = to_array(pixels.decode(images[0].get("pixels"), images[0].payload))
+        assert first.shape[2] == 3 and images[0].pixels()[2] == 3
         final, payload = request("f1", rgba, style)
-        result, data = conn.run(final, payload)
-        out = to_array(pixels.decode(result["pixels"], data))
-        assert out.shape == (40, 48, 4) and result["alpha"] is True and result["bits"] == 32
+        result = conn.run(final, payload)
+        out = to_array(pixels.decode(result.get("pixels"), result.payload))
+        assert out.shape == (40, 48, 4) and result.get("alpha") is True and result.get("bits") == 32
         np.testing.assert_array_equal(out[..., 3], rgba[..., 3])  # alpha carried through exactly
         assert off_grid(out[..., 3]) > 0.49 and off_grid(out[..., :3]) > 0.1  # nothing was rounded to 8 bits
     assert not wait_gone(sshd), "the remote worker outlived its connection"
@@ -80,40 +83,42 @@ def test_preview_then_full_run_with_inline_pixels_keep_float_precision(sshd):
 
 def test_cancel_then_the_worker_goes_on(sshd):
     rgba, style = float_layer(), gradient_image(40, 40, seed=5)
-    with Connection(target(sshd)) as conn:
+    with WorkerClient(target(sshd)) as conn:
         conn.wait_ready()
         long_run, payload = messages.build_request("c1", from_array(rgba), [(from_array(style), 1.0)], {"preset": "best"}, None)
         seen = []
 
-        def cancel_on_first_progress(event, _payload):
+        def cancel_on_first_progress(event):
             if not seen:
                 conn.cancel("c1")
             seen.append(event)
 
-        with pytest.raises(RemoteFailure, match="cancelled"):
+        with pytest.raises(errors.Cancelled):
             conn.run(long_run, payload, cancel_on_first_progress)
-        result, data = conn.run(*request("after", rgba, style))
-        assert result["width"] == 48 and data
+        result = conn.run(*request("after", rgba, style))
+        assert result.get("width") == 48 and result.payload
 
 
 @pytest.mark.parametrize("how", ["eof", "dropped"])
 def test_eof_or_a_dropped_link_mid_run_ends_the_remote_worker(sshd, how):
     rgba, style = float_layer(), gradient_image(40, 40, seed=5)
-    conn = Connection(target(sshd))
+    conn = WorkerClient(target(sshd))
     try:
         conn.wait_ready()
         obj, payload = messages.build_request("long", from_array(rgba), [(from_array(style), 1.0)], {"preset": "best"}, None)
 
-        def stop_on_first_progress(event, _payload):
+        def stop_on_first_progress(event):
             if how == "eof":
                 conn.proc.stdin.close()
             else:
                 sshd.kill_sessions()
 
-        with pytest.raises(RemoteFailure) as info:
+        # EOF: the far worker cancels the run as it ends (its own cancelled event); a drop: ssh's failure, in one line
+        with pytest.raises(errors.Cancelled if how == "eof" else RemoteFailure) as info:
             conn.run(obj, payload, stop_on_first_progress)
+        assert "\n" not in str(info.value)
         if how == "dropped":
-            assert "connection dropped mid-run" in str(info.value) and "\n" not in str(info.value)
+            assert str(info.value).startswith(f"{sshd.destination}: the connection dropped mid-run")
     finally:
         conn.close()
     assert not wait_gone(sshd), "the remote worker outlived its connection"
@@ -122,7 +127,10 @@ def test_eof_or_a_dropped_link_mid_run_ends_the_remote_worker(sshd, how):
 def test_refused_login_is_one_line(sshd, tmp_path):
     stranger = tmp_path / "stranger"
     keygen(stranger)
-    with pytest.raises(RemoteFailure, match="the login was refused") as info, Connection(target(sshd, identity=stranger)) as conn:
+    with (
+        pytest.raises(RemoteFailure, match="the login was refused") as info,
+        WorkerClient(target(sshd, identity=stranger)) as conn,
+    ):
         conn.wait_ready()
     assert "\n" not in str(info.value)
 
@@ -130,13 +138,13 @@ def test_refused_login_is_one_line(sshd, tmp_path):
 def test_unknown_host_key_is_one_line(sshd, tmp_path):
     empty = tmp_path / "known_hosts"
     empty.write_text("")
-    with pytest.raises(RemoteFailure, match="host key is not known yet"), Connection(target(sshd, known_hosts=empty)) as conn:
+    with pytest.raises(RemoteFailure, match="host key is not known yet"), WorkerClient(target(sshd, known_hosts=empty)) as conn:
         conn.wait_ready()
 
 
 def test_missing_remote_command_is_one_line(sshd):
     with pytest.raises(RemoteFailure, match="remote worker command was not found.*install.py --no-plugin") as info:
-        with Connection(target(sshd, "/nonexistent/python -m stylecore worker")) as conn:
+        with WorkerClient(target(sshd, "/nonexistent/python -m stylecore worker")) as conn:
             conn.wait_ready()
     assert "\n" not in str(info.value)
 
@@ -195,41 +203,43 @@ def test_cli_remote_failure_is_one_line_and_writes_nothing(sshd, tmp_path, conte
 
 
 def plugin_modules():
-    """The plug-in's stdlib modules (settings, worker_client), as GIMP's Python imports them."""
+    """The plug-in's stdlib modules (arguments, job, session), as GIMP's Python imports them."""
     folder = str(Path(__file__).resolve().parents[1] / "gimp_plugin" / "style-transfer")
     sys.path.insert(0, folder)
     try:
-        import settings
-        import worker_client
+        import arguments
+        import job
+        import session
 
-        return settings, worker_client
+        return arguments, job, session
     finally:
         sys.path.remove(folder)
 
 
 def test_plugin_client_previews_and_runs_remotely_in_band_leaving_no_files(sshd, tmp_path, monkeypatch, style_png):
-    settings, wc = plugin_modules()
+    arguments, job, session_module = plugin_modules()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    monkeypatch.setattr(wc.tempfile, "tempdir", None)
+    monkeypatch.setattr(client.tempfile, "tempdir", None)
     (tmp_path / "tmp").mkdir()
     values = {"run-on": str(sshd.destination), "remote-command": WORKER, "ssh-options": " ".join(sshd.options())}
-    session = wc.Session(str(tmp_path / "no-config-needed.json"))
-    session.run_on(settings.run_on(values.get))
+    session = session_module.Session(str(tmp_path / "no-config-needed.json"))
+    session.run_on(arguments.run_on(values.get))
     try:
         worker = session.ready_worker()
-        assert "cpu" in settings.device_text(worker.ready, str(sshd.destination))
+        assert worker.remote and session.where() == str(sshd.destination)
+        assert "cpu" in job.device_text(worker.ready, session.where())
         rgba = float_layer()
         content = session.content("content.npy", 48, 40, 4, rgba.tobytes())
         style = messages.EncodedFile("style.png", style_png.read_bytes())
         assert isinstance(content, pixels.Pixels) and session.output("p1.npy") is None
         options = {**QUICK, "preset": "draft"}
-        obj, payload = settings.build_message("p1", content, [(style, 1.0)], options, None, preview=True)
+        obj, payload = job.build("p1", content, [(style, 1.0)], options, None, preview=True)
         images = []
-        worker.run(obj, lambda e: images.append(wc.event_pixels(e)) if e["event"] == "image" else None, payload)
+        worker.run(obj, payload, lambda e: images.append(e.pixels()) if e.kind == messages.IMAGE else None)
         assert images and images[0][2] == 3
-        obj, payload = settings.build_message("f1", content, [(style, 1.0)], options, None)
-        w, h, c, data = wc.event_pixels(worker.run(obj, None, payload))
+        obj, payload = job.build("f1", content, [(style, 1.0)], options, None)
+        w, h, c, data = worker.run(obj, payload).pixels()
         out = np.frombuffer(data, np.float32).reshape(h, w, c)
         assert (w, h, c) == (48, 40, 4) and off_grid(out[..., 3]) > 0.49
     finally:
@@ -239,14 +249,15 @@ def test_plugin_client_previews_and_runs_remotely_in_band_leaving_no_files(sshd,
 
 
 def test_plugin_remote_failures_are_one_line(sshd, tmp_path, monkeypatch):
-    settings, wc = plugin_modules()
+    arguments, _job, session_module = plugin_modules()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    with pytest.raises(RemoteFailure, match="is not a host name"):
-        settings.run_on({"run-on": "bad host", "remote-command": "", "ssh-options": ""}.get)
+    with pytest.raises(errors.BadInput, match="is not a host name"):  # the procedure's CALLING_ERROR, before any ssh
+        arguments.run_on({"run-on": "bad host", "remote-command": "", "ssh-options": ""}.get)
+    assert arguments.run_on({"run-on": messages.THIS_COMPUTER, "remote-command": "", "ssh-options": ""}.get) is None
     values = {"run-on": str(sshd.destination), "remote-command": "/nonexistent/python", "ssh-options": " ".join(sshd.options())}
-    session = wc.Session(str(tmp_path / "none.json"))
-    session.run_on(settings.run_on(values.get))
-    with pytest.raises(wc.PluginError, match="remote worker command was not found") as info:
+    session = session_module.Session(str(tmp_path / "none.json"))
+    session.run_on(arguments.run_on(values.get))
+    with pytest.raises(RemoteFailure, match="remote worker command was not found") as info:
         session.ready_worker()
     assert "\n" not in str(info.value)
     session.close()

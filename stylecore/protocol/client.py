@@ -226,7 +226,7 @@ class WorkerClient:
                 self.ready = event.fields
         elif event.kind == messages.ERROR:
             self._failed = event
-            self.failure = f"the stylecore worker on {where_text(self.where)} did not start ({event.message})"
+            self.failure = f"the stylecore worker on {where_text(self.where)} did not start ({event.message}); {self._fix()}"
         elif event.kind == GONE:
             self.failure = self.stopped_message(ready=False)
         else:

@@ -2,7 +2,8 @@
 
 tests/test_plugin_helpers.py copies this file as `<dir>/stylecore/__main__.py`; a file `mode` beside it picks the
 behaviour: ok (the result is the content, inverted), crash (dies before ready, as a broken environment does),
-slow (never finishes a request, and ignores SIGTERM and stdin EOF while it works).
+slow (never finishes a request, and ignores SIGTERM and stdin EOF while it works), noweights (an error event instead
+of ready, as the real worker sends when it cannot load its weights).
 """
 
 import json
@@ -19,6 +20,12 @@ MODE = open(MODE_FILE).read().strip() if os.path.exists(MODE_FILE) else "ok"
 def say(event: dict) -> None:
     sys.stdout.write(json.dumps(event) + "\n")
     sys.stdout.flush()
+
+
+def progress(rid: str, **fields) -> dict:
+    """A progress event with every field of the real worker's (stylecore.protocol.progress.Progress)."""
+    record = {"stage": "optimize", "width": 2, "height": 3, "elapsed": 0.0, "eta": None, "losses": {}, **fields}
+    return {"id": rid, "event": "progress", **record}
 
 
 def main() -> None:
@@ -39,7 +46,7 @@ def main() -> None:
     say(
         {
             "event": "ready",
-            "protocol": 3,  # contract.PROTOCOL (this stand-in imports nothing of stylecore)
+            "protocol": 3,  # messages.PROTOCOL (this stand-in imports nothing of stylecore)
             "version": "fake",
             "device": "cpu",
             "load_seconds": 0.0,
@@ -59,7 +66,7 @@ def main() -> None:
             continue
         if MODE == "slow":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            say({"id": req["id"], "event": "progress", "done": 0.1, "scale": 1, "scales": 2, "step": 1, "steps": 9})
+            say(progress(req["id"], done=0.1, scale=1, scales=2, step=1, steps=9))
             while True:
                 time.sleep(0.2)
         if "bad" in req["styles"][0]["path"]:
@@ -83,7 +90,7 @@ def main() -> None:
                 pixels[i] = 1.0 - pixels[i]
         with open(req["output"], "wb") as fh:
             fh.write(raw[:header_len] + pixels.tobytes())
-        say({"id": req["id"], "event": "progress", "done": 1.0, "scale": 1, "scales": 1, "step": 1, "steps": 1})
+        say(progress(req["id"], done=1.0, scale=1, scales=1, step=1, steps=1))
         say({"id": req["id"], "event": "result", "path": req["output"], "width": 0, "height": 0, "seconds": 0.0})
 
 

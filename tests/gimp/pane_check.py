@@ -20,10 +20,12 @@ from gi.repository import GLib, GObject, Gtk  # noqa: E402
 
 PLUGIN_DIR, CONTENT, STYLE, RESULT = sys.argv[1:5]
 sys.path.insert(0, PLUGIN_DIR)
+import job  # noqa: E402
 import preview  # noqa: E402
-import settings  # noqa: E402
-import worker_client  # noqa: E402
+import session as plugin_session  # noqa: E402
 from PIL import Image  # noqa: E402  (the check may use Pillow; the pane itself does not)
+
+from stylecore.protocol import messages  # noqa: E402  (beside the plug-in, as install.py puts it)
 
 
 class Config(GObject.Object):
@@ -34,7 +36,7 @@ class Config(GObject.Object):
 
 def read_pixels():
     img = Image.open(CONTENT).convert("RGBA")
-    k = settings.PREVIEW_SIDE / max(img.size)
+    k = job.PREVIEW_SIDE / max(img.size)
     img = img.resize((round(img.width * k), round(img.height * k)), Image.BOX)
     data = bytes(img.tobytes())
     import array
@@ -47,14 +49,14 @@ def build(rid, content, output):
     options = {"strength": config.get_property("strength"), "seamless": config.get_property("seamless")}
     options["preset"] = config.get_property("quality")
     workdir = session.spawn().workdir
-    return settings.build_message(rid, content, [(STYLE, 1.0)], options, output, workdir, preview=True)
+    return job.build(rid, content, [(STYLE, 1.0)], options, output, workdir, preview=True)
 
 
 R = {"events": [], "sent": [], "max_gap": 0.0}
 config = Config()
 
 
-class SpySession(worker_client.Session):
+class SpySession(plugin_session.Session):
     """The plug-in's session, with the requests its worker was sent recorded (what the pane sent, with which settings)."""
 
     def spawn(self):
@@ -92,12 +94,15 @@ on_event = pane._on_event
 
 
 def spy_event(event):
-    if event.get("event") != "progress":
-        R["events"].append({k: event.get(k) for k in ("id", "event", "width", "height", "step", "stage")})
+    """Records each event (a client.Event) the pane gets, then hands it on."""
+    if event.kind != messages.PROGRESS:
+        R["events"].append(
+            {"id": event.id, "event": event.kind, **{k: event.get(k) for k in ("width", "height", "step", "stage")}}
+        )
     changed = R.get("changed_at")
-    if changed and event.get("event") == "image" and event.get("id") != R["first_result"]["id"] and "first_image_after" not in R:
+    if changed and event.kind == messages.IMAGE and event.id != R["first_result"]["id"] and "first_image_after" not in R:
         R["first_image_after"] = {"seconds": time.monotonic() - changed, "stage": event.get("stage")}
-    on_event(event)
+    return on_event(event)
 
 
 pane._on_event = spy_event
@@ -163,7 +168,7 @@ def finish():
             "output": out,
         }
     )
-    R["final"] = {k: event.get(k) for k in ("event", "width", "height", "weights_loads")}
+    R["final"] = {"event": event.kind, **{k: event.get(k) for k in ("width", "height", "weights_loads")}}
     worker.close()
     Gtk.main_quit()
     return False
