@@ -85,10 +85,11 @@ def check_worker(target: Target, config: host.WorkerConfig, in_sandbox: bool, re
     found = probe_worker(config, in_sandbox, guard)
     shared = Path(config.python).name == DISPATCHER
     where = " in the Flatpak sandbox" if in_sandbox else (" for the distro GIMP" if shared else "")
-    if found.get("kind") == "WeightsUnavailable":
-        return [f"no VGG16 weights{where}: {found['error']}; run: {config.repair}"]
-    if "error" in found:
-        return [f"the worker cannot start{where}: {found['error']}; run: {config.repair}"]
+    repair = f"run: {config.repair}"
+    if "error" in found:  # the client's own line may already end with the repair
+        error = found["error"].removesuffix(f"; {repair}")
+        what = "no VGG16 weights" if found.get("kind") == "WeightsUnavailable" else "the worker cannot start"
+        return [f"{what}{where}: {error}; {repair}"]
     if recorded and found["python_version"] != recorded:
         return [
             f"the worker's Python is now {found['python_version']}, but it was installed for {recorded}; run: {config.repair}"

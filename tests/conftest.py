@@ -64,7 +64,9 @@ def quick(monkeypatch):
 
     offer_preset(
         monkeypatch,
-        presets.Preset("quick", "Quick (tests)", working_size=64, min_size=32, coarse_evals=4, fine_evals=3, decay=1.0, scale_step=2.0),
+        presets.Preset(
+            "quick", "Quick (tests)", working_size=64, min_size=32, coarse_evals=4, fine_evals=3, decay=1.0, scale_step=2.0
+        ),
     )
     return "quick"
 

@@ -158,8 +158,9 @@ class WorkerClient:
         self._answered = threading.Event()
         self._events: queue.Queue[Event] = queue.Queue()
         self._listener: Listener | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the listener
         self._send_lock = threading.Lock()
+        self._answer_lock = threading.Lock()  # the handshake's answer: the first event, or the ready timeout
         try:
             self.log = Log(log_folder)
         except OSError:
@@ -218,6 +219,12 @@ class WorkerClient:
 
     def _first(self, event: Event) -> None:
         """The ready handshake: the first event must be a ready event whose versions match this stylecore."""
+        with self._answer_lock:
+            if not self._answered.is_set():  # a ready timeout may have answered first
+                self._handshake(event)
+                self._answered.set()
+
+    def _handshake(self, event: Event) -> None:
         if event.kind == messages.READY:
             problem = messages.ready_problem(event.fields, where_text(self.where), same_version=self.remote)
             if problem:
@@ -231,7 +238,6 @@ class WorkerClient:
             self.failure = self.stopped_message(ready=False)
         else:
             self.failure = f"{where_text(self.where)}: the worker command is not a stylecore worker; {self._fix()}"
-        self._answered.set()
 
     def _deliver(self, event: Event) -> None:
         with self._lock:
@@ -257,15 +263,19 @@ class WorkerClient:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def wait_ready(self, timeout: float = READY_SECONDS) -> Mapping[str, Any]:
-        """The ready event's fields; RemoteFailure or WorkerFailed (one line) if it failed or did not come in time."""
-        if not self._answered.wait(timeout):
-            self.close()
-            self.failure = (
-                f"the worker on {where_text(self.where)} did not get ready within {timeout:.0f} s; "
-                f"check the worker command, then {self.details()}"
-            )
-            self._answered.set()
+    def wait_ready(self, timeout: float | None = None) -> Mapping[str, Any]:
+        """The ready event's fields; RemoteFailure or WorkerFailed (one line) if it failed or did not come in time
+        (timeout None: READY_SECONDS)."""
+        limit = READY_SECONDS if timeout is None else timeout
+        if not self._answered.wait(limit):
+            with self._answer_lock:  # set before the process goes, so the reader's end-of-output cannot replace it
+                if not self._answered.is_set():
+                    self.failure = (
+                        f"the worker on {where_text(self.where)} did not get ready within {limit:.0f} s; "
+                        f"check the worker command ({self._fix()}), then {self.details()}"
+                    )
+                    self._answered.set()
+            self.close(wait=False)
         if self.failure:
             self.close()
             if self.remote:
@@ -335,14 +345,15 @@ class WorkerClient:
             if on_event is not None:
                 on_event(event)
 
-    def close(self) -> None:
-        """EOF to the worker (it exits), a short wait, then kill; its private folder and temporary log go with it."""
+    def close(self, wait: bool = True) -> None:
+        """EOF to the worker (it exits), a short wait (none with wait=False), then kill; its private folder and
+        temporary log go with it."""
         proc = getattr(self, "proc", None)
         if proc is not None:
             with contextlib.suppress(OSError, ValueError):
                 proc.stdin.close()
             try:
-                proc.wait(timeout=CLOSE_SECONDS)
+                proc.wait(timeout=CLOSE_SECONDS if wait else 0.5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -73,7 +73,7 @@ class MessageReader:
             if not line.strip():
                 continue
             try:
-                obj = _recover(line) if self.lost else _decode(line)
+                obj = _recover(line) if self.lost or self.skip_junk else _decode(line)  # a banner glued to ready, say
             except BadRequest:
                 if self.skip_junk or self.lost:
                     continue

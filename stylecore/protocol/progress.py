@@ -5,6 +5,7 @@ Standard library only."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,9 +31,25 @@ class Progress:
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> Progress:
-        """The record a progress event carries (its other fields, such as the request id, are left out)."""
-        known = {f.name: fields[f.name] for f in dataclasses.fields(cls) if f.name in fields}
-        return cls(**known)
+        """The record a progress event carries; a field that is missing or of the wrong type (a worker of another
+        version) reads as unknown: 0, an empty stage, no ETA. Fields it does not know (the request id) are left out."""
+
+        def number(name: str, kind: type) -> Any:
+            value = fields.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not -(2**63) < value < 2**63:
+                return None
+            return kind(value) if math.isfinite(value) else None
+
+        stage = fields.get("stage")
+        losses = fields.get("losses")
+        return cls(
+            stage=stage if isinstance(stage, str) else "",
+            **{name: number(name, int) or 0 for name in ("scale", "scales", "width", "height", "step", "steps")},
+            done=min(1.0, max(0.0, number("done", float) or 0.0)),
+            elapsed=number("elapsed", float) or 0.0,
+            eta=number("eta", float),
+            losses={k: v for k, v in losses.items() if isinstance(v, float)} if isinstance(losses, dict) else {},
+        )
 
 
 ProgressCallback = Callable[[Progress], None]

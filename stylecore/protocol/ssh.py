@@ -92,7 +92,8 @@ def parse_destination(text: str) -> Destination:
 
 
 def _path(value: str) -> bool:
-    return not value.startswith("-")
+    """A file name ssh reads from an -o value: one word (ssh splits the value as a config line does)."""
+    return not value.startswith("-") and not any(c.isspace() for c in value)
 
 
 def _number(low: int, high: int) -> Callable[[str], bool]:
