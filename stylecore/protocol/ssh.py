@@ -124,6 +124,7 @@ ALLOWED_OPTIONS: dict[str, tuple[str, Callable[[str], bool]]] = {
         ("IdentityFile", _path),
         ("CertificateFile", _path),
         ("UserKnownHostsFile", _path),
+        ("GlobalKnownHostsFile", _path),
         ("IdentityAgent", _path),
         ("IdentitiesOnly", YES_NO),
         ("User", lambda v: bool(_USER.fullmatch(v))),
