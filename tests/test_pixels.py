@@ -143,15 +143,6 @@ def test_encode_refuses_a_buffer_of_the_wrong_size():
         pixels.encode(Pixels(2, 2, 3, "u8", bytes(11)))
 
 
-def test_split_hands_each_image_its_payload():
-    a, b = from_array(sample_array("u8", (5, 6, 3))), from_array(sample_array("f32", (7, 8, 4), seed=1))
-    (da, pa), (db, pb) = pixels.encode(a), pixels.encode(b)
-    parts = pixels.split([da, db], pa + pb)
-    assert [pixels.decode(d, p).data for d, p in zip((da, db), parts)] == [a.data, b.data]
-    with pytest.raises(PayloadError, match="declare .* bytes in all"):
-        pixels.split([da, db], pa + pb[:-1])
-
-
 def test_float_conversions_for_the_worker():
     rgb = np.array([[[0.0, 0.5, 1.0], [1.2, -0.1, 0.25]]], dtype=np.float32)
     assert to_array(from_float32(rgb, "u8")).tolist() == [[[0, 128, 255], [255, 0, 64]]]

@@ -146,18 +146,6 @@ def decode(descriptor: dict[str, Any], payload: bytes, *, byteorder: str = sys.b
     return Pixels(width, height, channels, sample, raw, byteorder)
 
 
-def split(descriptors: list[dict[str, Any]], payload: bytes) -> list[bytes]:
-    """The payloads of several images sent back to back after one header (e.g. a request's content and styles)."""
-    sizes = [check_descriptor(d) for d in descriptors]
-    if sum(sizes) != len(payload):
-        raise PayloadError(f"pixel payloads declare {sum(sizes)} bytes in all, {len(payload)} arrived")
-    parts, start = [], 0
-    for size in sizes:
-        parts.append(payload[start : start + size])
-        start += size
-    return parts
-
-
 def _one_of(value: object, choices: Iterable[str]) -> bool:
     """JSON's value is one of the strings: a list or an object is no sample format (nor unhashable)."""
     return isinstance(value, str) and value in choices

@@ -25,8 +25,13 @@ sys.meta_path.insert(0, Block())
 """
 
 
-def test_contract_imports_without_numpy_or_torch():
-    code = BLOCKER + "import stylecore.protocol.messages as c; import stylecore; print(c.PROTOCOL, stylecore.__version__)"
+def test_every_protocol_module_imports_without_numpy_or_torch():
+    """What GIMP's own Python imports, run with numpy and torch blocked (the static rule is tests/test_architecture.py)."""
+    code = BLOCKER + (
+        "import importlib, pkgutil, stylecore.protocol as p; "
+        "[importlib.import_module('stylecore.protocol.' + m.name) for m in pkgutil.iter_modules(p.__path__)]; "
+        "import stylecore.protocol.messages as c, stylecore; print(c.PROTOCOL, stylecore.__version__)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [str(messages.PROTOCOL), messages.VERSION]
