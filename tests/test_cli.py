@@ -59,7 +59,7 @@ def _one_error_line(capsys) -> str:
         ("missing", "not found"),
         ("empty", "empty"),
         ("text", "not an image"),
-        ("truncated", "damaged or truncated"),
+        ("truncated", "damaged, truncated"),
         ("folder", "is a folder"),
     ],
 )
