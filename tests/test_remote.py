@@ -52,9 +52,7 @@ def test_destinations(text, expected):
     ],
 )
 def test_bad_destinations_are_one_line(text, message):
-    with pytest.raises(BadInput, match=message) as info:
-        ssh.parse_destination(text)
-    assert "\n" not in str(info.value)
+    one_bad_input_line(ssh.parse_destination, text, message)
 
 
 def test_destination_round_trips_as_text():
@@ -80,8 +78,12 @@ def test_destination_round_trips_as_text():
     ],
 )
 def test_ssh_options_are_checked(text, message):
+    one_bad_input_line(ssh.parse_ssh_option, text, message)
+
+
+def one_bad_input_line(parse, text, message):
     with pytest.raises(BadInput, match=message) as info:
-        ssh.parse_ssh_option(text)
+        parse(text)
     assert "\n" not in str(info.value)
 
 

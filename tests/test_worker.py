@@ -264,17 +264,10 @@ def test_a_duplicate_id_is_rejected_without_ending_the_running_request(worker, f
     assert [e["event"] for e in worker.seen if e.get("id") == "p1" and e["event"] in messages.TERMINAL_EVENTS] == ["cancelled"]
 
 
+# Every rule's message is checked in tests/test_protocol.py; here, that the worker answers with it and runs nothing.
 @pytest.mark.parametrize(
     "options,words",
-    [
-        ({"seamless": "false"}, "seamless 'false' is not true or false"),
-        ({"preserve_colors": "no"}, "preserve_colors 'no' is not true or false"),
-        ({"seed": True}, "seed True is not a whole number"),
-        ({"seed": 2**64}, "seed 18446744073709551616 is outside"),
-        ({"working_size": 10**40}, "is outside 64..8192"),
-        ({"strength": "70"}, "strength '70' is not a number"),
-        ({"device": "cuda:x"}, "device 'cuda:x' unknown"),
-    ],
+    [({"seed": True}, "seed True is not a whole number"), ({"working_size": 10**40}, "is outside 64..8192")],
 )
 def test_options_of_the_wrong_json_type_get_an_error_and_no_run(worker, files, options, words):
     worker.until(lambda e: e["event"] == "ready")
