@@ -7,9 +7,7 @@ that would hide the defect (CI and ORT_* quiet onnxruntime's telemetry, TORCHIND
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import inspect
 import os
 import shutil
 import subprocess
@@ -22,7 +20,6 @@ import pytest
 import stylecore
 from stylecore import Stylizer
 from stylecore.engine import stylizer as engine_mod
-from stylecore.engine.optimize import coarse_to_fine
 from stylecore.frontends import cli
 from stylecore.images import bitdepth
 from stylecore.models import instant_weights
@@ -191,19 +188,3 @@ def test_a_16_bit_png_leaves_no_torchinductor_folder_in_the_temp_folder(tmp_path
     sandbox = _fresh_python(tmp_path, PNG16_RUN, str(content), str(style_png), str(out))
     assert out.is_file()
     assert _left_in(sandbox) == []
-
-
-# --- issue 25: the rejected instant start and code only tests used --------------------------
-
-
-def test_the_rejected_instant_start_is_gone():
-    assert not hasattr(Stylizer, "_instant_start")
-    assert not hasattr(Stylizer, "run"), "only stylize used it once the instant start was gone: Stylizer._run"
-    assert "init" not in inspect.signature(Stylizer._run).parameters
-    assert "start" not in {f.name for f in dataclasses.fields(coarse_to_fine.Job)}
-    assert not (REPO / "benchmarks" / "instant_init_bench.py").exists()
-    assert (REPO / "benchmarks" / "results-2026-12-06-instant-init.txt").exists(), "the measurement stays as history"
-
-
-def test_instant_weights_has_no_ensure_that_only_tests_used():
-    assert not hasattr(instant_weights, "ensure")
