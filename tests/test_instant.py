@@ -100,12 +100,13 @@ def test_a_wheel_that_is_not_the_published_one_is_refused(tmp_path):
 
 
 @real
-def test_output_matches_the_reference_runtime_on_the_original_graph(engine):
-    """Tolerance: mean 0.05, 99th percentile 0.25 (of 1). The published graph quantises its activations
+def test_output_matches_the_reference_runtime_on_the_original_graph(engine, monkeypatch):
+    """A layer of the working size is painted as it is. Tolerance: mean 0.05, 99th percentile 0.25 (of 1). The published graph quantises its activations
     to int8, so its own output moves by about 0.036 on average when a resized photo moves by an invisible 1e-4;
     stylecore runs it in float32 (instant_graph.dequantized), which lands within that spread."""
     ort, _ = instant_weights.runtime()  # telemetry off, as the engine imports it
 
+    monkeypatch.setattr(network, "WORKING_SIDE", 384)
     photo = _small("tubingen.jpg", 384)[:384, :384]
     photo = np.ascontiguousarray(np.pad(photo, ((0, 384 - photo.shape[0]), (0, 0), (0, 0)), mode="symmetric"))
     painting = _small("starry_night.jpg", 512)
@@ -137,6 +138,7 @@ def test_any_size_comes_back_at_its_own_size(engine, starry, size):
 
 @real
 def test_a_layer_bigger_than_a_tile_is_painted_in_tiles_without_a_seam(engine, starry, monkeypatch):
+    monkeypatch.setattr(network, "WORKING_SIDE", 700)  # painted at its own size: the tile edges are its columns
     content = _small("tubingen.jpg", 700)  # 700x525
     whole = _run(engine, content, starry).rgb
     monkeypatch.setattr(network, "TILE", 192)
@@ -191,15 +193,17 @@ def test_two_paintings_blend_by_their_weights(engine, photo, starry, scream):
 
 @real
 def test_seamless_output_wraps_around(engine, starry):
-    x = np.linspace(0, 1, 120, dtype=np.float32)
-    content = np.ascontiguousarray(np.dstack([np.tile(x, (90, 1))] * 3))  # dark left edge, bright right edge
+    # red left edge, blue right edge; the waves vary down the columns, so the painting's strokes are no column stripes
+    y, x = np.mgrid[0:90, 0:120].astype(np.float32)
+    ramp = x / 119
+    content = np.ascontiguousarray(np.dstack([ramp, 0.5 + 0.4 * np.sin(y / 6) * np.cos(x / 9), 1 - ramp]))
 
     def wrap_jump(rgb):
         inner = np.abs(np.diff(rgb, axis=1)).mean()
         return np.abs(rgb[:, 0] - rgb[:, -1]).mean() / inner
 
     assert wrap_jump(_run(engine, content, starry, seamless=True).rgb) < 1.5
-    assert wrap_jump(_run(engine, content, starry).rgb) > 3
+    assert wrap_jump(_run(engine, content, starry).rgb) > 2
 
 
 @real

@@ -1,7 +1,8 @@
 """What the plug-in asks the worker for: the final run's and the preview's requests, and the texts shown about them.
 
-Pure logic, no GIMP. The preview first shows the instant picture, then the balanced preset at PREVIEW_SIDE, so
-it looks like what OK will paint; brush size is relative to the picture, so its strokes look as they will at full size.
+Pure logic, no GIMP. The preview first shows the instant picture, then at PREVIEW_SIDE the chosen preset's own picture
+where it is as quick as a preview (QUICK), else the balanced preset's, so it looks like what OK will paint; brush size
+is relative to the picture, so its strokes look as they will at full size.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ PREVIEW_SIDE = 320
 PREVIEW_OPTIONS = {"preset": "balanced", "working_size": PREVIEW_SIDE}
 PREVIEW_IMAGES_EVERY = 2  # an intermediate image every N evaluations (the first evaluation's too)
 INSTANT = presets.INSTANT  # the preset whose picture the preview shows first
+QUICK = (INSTANT, "draft")  # presets the preview paints as OK will: draft is less painted than balanced at any size
 # Quiet time after the last change before a new preview starts: short, as its first picture is the instant one.
 DEBOUNCE_MS = 150
 
 
 def preview_options(options: Mapping[str, object]) -> dict[str, object]:
-    """The preview's run options: the instant picture alone when Quality is Instant (what OK will paint), else balanced."""
-    preset = INSTANT if options.get("preset") == INSTANT else PREVIEW_OPTIONS["preset"]
+    """The preview's run options: the chosen preset when it is QUICK (the instant picture alone for Instant), else balanced."""
+    chosen = options.get("preset")
+    preset = chosen if chosen in QUICK else PREVIEW_OPTIONS["preset"]
     return {**options, **PREVIEW_OPTIONS, "preset": preset}
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from stylecore.engine import color, resize
+from stylecore.engine import color, enlarge, resize
 from stylecore.engine.device import Runtime, runtime_for, tile_side
 from stylecore.engine.optimize import coarse_to_fine
 from stylecore.engine.optimize.coarse_to_fine import ImageCallback
@@ -205,8 +205,7 @@ class Stylizer:
                 f"the {self.runtime.device.type} ran out of memory at {plan[-1].width}x{plan[-1].height}; "
                 "lower the working size or use --device cpu"
             ) from exc
-        width, height = src.size
-        out = coarse_to_fine.to_numpy(resize.bicubic(image, width, height, wrap=options.seamless))
+        out = _enlarged(coarse_to_fine.to_numpy(image), src, content_rgb, options)
         report.finish(plan, src.size)
         return out
 
@@ -260,6 +259,13 @@ class Stylizer:
             return blend_grams(per_painting, blend)
 
         return grams_at
+
+
+def _enlarged(painted: np.ndarray, src: reading.Picture, content_rgb: torch.Tensor, options: StyleOptions) -> np.ndarray:
+    """The result at the layer's size: a working size below it is enlarged with the photo's detail put back."""
+    height, width = painted.shape[:2]
+    small_photo = coarse_to_fine.to_numpy(resize.bicubic(content_rgb, width, height, wrap=options.seamless))
+    return enlarge.enlarge(painted, src.rgb, small_photo, wrap=options.seamless, photo_colors=options.preserve_colors)
 
 
 def stylize(content: reading.ImageLike, style: StyleSpec, **keywords: Any) -> StyledImage:

@@ -1,12 +1,15 @@
 """The instant preset: a painted picture in one pass of a feed-forward network (Ghiasi et al. 2017).
 
 A predictor turns a 256x256 view of each painting into 100 style numbers; a transform network
-paints the photo with them, at the layer's own size. Strength blends the paintings' numbers with
-the photo's own, several paintings blend by their weights. Layers bigger than one tile are painted
-tile by tile, with a halo wider than the network's reach and the style-normalisation moments of
-the whole picture (measured on it shrunk to 1024 px), so memory stays bounded and tiles meet
-without a seam. The runtime is onnxruntime; it is imported only when this preset runs, with its
-telemetry off (instant_weights.runtime), and it writes nothing to disk.
+paints the photo with them. Its strokes have a size in pixels, so it paints every layer at one
+working size (WORKING_SIDE), shrunk or enlarged to it: the strokes keep their size relative to the
+picture, and a 320-px preview shows the strokes a 24 MP layer gets. The painted picture goes back
+to the layer's size with the photo's detail put back (engine.enlarge). Strength blends the
+paintings' numbers with the photo's own, several paintings blend by their weights. A working size
+bigger than one tile is painted tile by tile, with a halo wider than the network's reach and the
+style-normalisation moments of the whole picture (measured on it shrunk to 1024 px), so memory
+stays bounded and tiles meet without a seam. The runtime is onnxruntime; it is imported only when
+this preset runs, with its telemetry off (instant_weights.runtime), and it writes nothing to disk.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stylecore.engine import color, resize
+from stylecore.engine import enlarge, resize
 from stylecore.engine import seamless as seamless_mod
 from stylecore.engine.instant import graph
 from stylecore.engine.optimize.coarse_to_fine import Reporter, Scale
@@ -35,6 +38,9 @@ from stylecore.protocol.progress import Progress
 ALIGN = 4  # the transform halves the picture twice and doubles it back: sides must be multiples of 4
 MIN_SIDE = 32  # smaller layers are mirrored out to this (its reflection pads need room) and cropped back
 HALO = 64  # pixels of context around a tile: wider than the transform's receptive field (about 60)
+# Long side the network paints at, whatever the layer's: the preview's 320 px and a 24 MP layer get the same strokes
+# relative to the picture. Bigger paints finer strokes and makes the preview's instant picture wait longer.
+WORKING_SIDE = 768
 TILE = 1024  # core side of a tile; a layer that fits in (TILE + 2 * HALO)^2 pixels is painted in one pass
 MOMENTS_SIDE = 1024  # long side at most of the shrunk whole picture whose normalisation moments the tiles share
 STYLE_SIDE = 256  # the predictor's input
@@ -124,21 +130,23 @@ class InstantNetwork:
         options: StyleOptions,
         report: Reporter,
     ) -> np.ndarray:
-        """HxWx3 float32 at the content's size: painted, colors put back with preserve_colors."""
+        """HxWx3 float32 at the content's size: painted at WORKING_SIDE, colors put back with preserve_colors.
+
+        options.working_size is not read: the working size sets the strokes' size, which the preview must show."""
         report.poll()
-        rgb = content.rgb
         width, height = content.size
-        if options.working_size and max(width, height) > options.working_size:  # the preview: paint small, enlarge
-            w, h = resize.fit((width, height), options.working_size)
-            rgb = _to_numpy(resize.bicubic(_to_tensor(rgb), w, h, wrap=options.seamless))
-        numbers = self.blended_numbers(rgb, paintings, options)
+        w, h = resize.fit((width, height), WORKING_SIDE)
+        small = _to_numpy(resize.bicubic(_to_tensor(content.rgb), w, h, wrap=options.seamless))
+        numbers = self.blended_numbers(small, paintings, options)
         report.poll()
-        out = self.paint(rgb, numbers, options, report)
+        out = self.paint(small, numbers, options, report)
         amount = options.strength / 100.0
         if amount < 1.0:  # the photo's own numbers still repaint it: fading to the photo keeps small strengths small
-            out += (rgb - out) * (1.0 - amount**STRENGTH_CURVE)
-        if out.shape[:2] != (height, width):
+            out += (small - out) * (1.0 - amount**STRENGTH_CURVE)
+        if max(width, height) < WORKING_SIDE:  # a small layer: the painting shrunk, as the preview shrinks it
             out = _to_numpy(resize.bicubic(_to_tensor(out), width, height, wrap=options.seamless))
+        else:
+            out = enlarge.enlarge(out, content.rgb, small, wrap=options.seamless, photo_colors=options.preserve_colors)
         if report.on_image is not None:
             report.on_image(out)
         report.finish([Scale(width, height, 1)], (width, height))
@@ -178,7 +186,7 @@ class InstantNetwork:
             painted = self.whole(crop, numbers) if moments is None else self.tile(crop, numbers, moments)
             core = painted[dy : dy + tile.y1 - tile.y0, dx : dx + tile.x1 - tile.x0]
             if options.preserve_colors:
-                core = _keep_colors(core, work[tile.y0 : tile.y1, tile.x0 : tile.x1])
+                core = enlarge.keep_photo_colors(core, work[tile.y0 : tile.y1, tile.x0 : tile.x1])
             out[tile.y0 : tile.y1, tile.x0 : tile.x1] = core
             _tile_progress(report, index, len(grid.tiles), (width, height), started)
         if options.seamless:
@@ -262,12 +270,6 @@ def _square_view(rgb: np.ndarray, scale: float) -> np.ndarray:
     y0, x0 = (height - side) // 2, (width - side) // 2
     square = _to_tensor(np.ascontiguousarray(rgb[y0 : y0 + side, x0 : x0 + side]))
     return np.ascontiguousarray(_to_numpy(resize.bicubic(square, STYLE_SIDE, STYLE_SIDE)))
-
-
-def _keep_colors(painted: np.ndarray, photo: np.ndarray) -> np.ndarray:
-    """The painted luminance with the photo's own chroma."""
-    grey = color.luminance_as_rgb(_to_tensor(painted))
-    return _to_numpy(color.recombine(grey, _to_tensor(photo)))
 
 
 def _aligned(side: int) -> int:
