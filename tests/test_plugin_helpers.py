@@ -98,7 +98,10 @@ def test_plugin_module_imports_without_gimp_and_builds_requests():
                                     "preserve_colors": True, "preset": "draft"}  # fmt: skip
     assert "images" not in request
     preview = job.build("p1", "/t/c.npy", [("/s/a.jpg", 1.0)], options, "/t/p.npy", preview_dir="/t")[0]
-    assert preview["options"] == {**request["options"], **job.PREVIEW_OPTIONS} and preview["images"]["dir"] == "/t"
+    assert preview["options"] == {**request["options"], **job.PREVIEW_OPTIONS, "preset": "draft"}, "draft previews as draft"
+    assert preview["images"]["dir"] == "/t"
+    best = job.build("p0", "/t/c.npy", [("/s/a.jpg", 1.0)], {**options, "preset": "best"}, "/t/p.npy", preview_dir="/t")[0]
+    assert best["options"]["preset"] == "balanced", "a slow preset previews as balanced"
     assert preview["images"]["every"] == job.PREVIEW_IMAGES_EVERY
     assert preview["first"] == "instant" and "first" not in request, "the preview paints the instant picture first"
     instant = arguments.options_from(config_getter(quality="instant"))

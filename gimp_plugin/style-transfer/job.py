@@ -23,11 +23,15 @@ QUICK = (INSTANT, "draft")  # presets the preview paints as OK will: draft is le
 DEBOUNCE_MS = 150
 
 
+def preview_preset(chosen: object) -> object:
+    """The preset the preview paints with for the chosen one: itself when QUICK (Instant: the instant picture alone),
+    else balanced. A change of Quality repaints the preview only when this changes."""
+    return chosen if chosen in QUICK else PREVIEW_OPTIONS["preset"]
+
+
 def preview_options(options: Mapping[str, object]) -> dict[str, object]:
-    """The preview's run options: the chosen preset when it is QUICK (the instant picture alone for Instant), else balanced."""
-    chosen = options.get("preset")
-    preset = chosen if chosen in QUICK else PREVIEW_OPTIONS["preset"]
-    return {**options, **PREVIEW_OPTIONS, "preset": preset}
+    """The preview's run options."""
+    return {**options, **PREVIEW_OPTIONS, "preset": preview_preset(options.get("preset"))}
 
 
 def build(

@@ -30,8 +30,8 @@ from session import Session  # noqa: E402
 from stylecore.protocol import messages  # noqa: E402
 from stylecore.protocol.client import GONE, Event, WorkerClient, one_line  # noqa: E402
 
-# Settings that change the picture. Quality matters only to and from Instant (see _on_setting); working size
-# and device change only how the final run gets there.
+# Settings that change the picture. Quality matters only when the preview's own preset changes (job.preview_preset);
+# working size and device change only how the final run gets there.
 WATCHED = (
     "style-file",
     "style-file-2",
@@ -83,7 +83,7 @@ class PreviewPane:
         self._timer: int | None = None
         self._current: str | None = None  # the request whose events the pane shows
         self._started_at = 0.0
-        self._instant_only = False  # the current preview is the instant picture alone (Quality Instant)
+        self._preset: object = None  # the preset the current preview paints with (job.preview_options)
         self._stopped = False
         self._handler = None
         self._build_widgets(box)
@@ -125,7 +125,7 @@ class PreviewPane:
     def _on_setting(self, _config: Any, pspec: Any) -> None:
         if pspec.name in WATCHED:
             self._restart()
-        elif pspec.name == "quality" and (self.config.get_property("quality") == INSTANT) != self._instant_only:
+        elif pspec.name == "quality" and job.preview_preset(self.config.get_property("quality")) != self._preset:
             self._restart()
 
     def _on_toggled(self, toggle: Gtk.CheckButton) -> None:
@@ -164,7 +164,7 @@ class PreviewPane:
             self._show_progress(0.0, _("No preview"))
             return False
         self._current = rid
-        self._instant_only = request["options"].get("preset") == INSTANT
+        self._preset = request["options"].get("preset")
         self._started_at = time.monotonic()
         self._say("")
         self._show_progress(0.0, _("Painting the preview…"))
@@ -208,7 +208,7 @@ class PreviewPane:
             self._show_progress(done, _("Painting the preview… {percent:.0f} %").format(percent=done * 100))
         elif kind == messages.IMAGE:
             self._show(event)
-            if event.get("stage") == INSTANT and not self._instant_only:
+            if event.get("stage") == INSTANT and self._preset != INSTANT:
                 seconds = time.monotonic() - self._started_at
                 self._show_progress(0.0, _("Instant picture ({seconds:.1f} s); refining…").format(seconds=seconds))
         elif kind == messages.WARNING:  # no instant picture: the optimisation's images still come
