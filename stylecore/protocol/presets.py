@@ -38,7 +38,9 @@ PRESETS = {
     INSTANT: Preset(
         INSTANT,
         "Instant (one pass, about a second)",
-        working_size=None,
+        # Whatever the layer's size: the preview's 320 px and a 24 MP layer get the same strokes relative to the picture.
+        # Bigger paints finer strokes and makes the preview's instant picture wait longer.
+        working_size=768,
         min_size=0,
         coarse_evals=0,
         fine_evals=0,

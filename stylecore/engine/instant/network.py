@@ -32,15 +32,16 @@ from stylecore.engine.tiling import Grid, Tile, make_grid
 from stylecore.images import reading
 from stylecore.models import instant_weights
 from stylecore.models.instant_weights import InstantFiles
+from stylecore.protocol import presets
 from stylecore.protocol.errors import REPAIR, StylecoreError, WeightsUnavailable
 from stylecore.protocol.progress import Progress
 
 ALIGN = 4  # the transform halves the picture twice and doubles it back: sides must be multiples of 4
 MIN_SIDE = 32  # smaller layers are mirrored out to this (its reflection pads need room) and cropped back
 HALO = 64  # pixels of context around a tile: wider than the transform's receptive field (about 60)
-# Long side the network paints at, whatever the layer's: the preview's 320 px and a 24 MP layer get the same strokes
-# relative to the picture. Bigger paints finer strokes and makes the preview's instant picture wait longer.
-WORKING_SIDE = 768
+_WORKING_SIZE = presets.PRESETS[presets.INSTANT].working_size
+assert _WORKING_SIZE is not None, "the instant preset paints at one working size"
+WORKING_SIDE: int = _WORKING_SIZE  # the long side the network paints at, whatever the layer's
 TILE = 1024  # core side of a tile; a layer that fits in (TILE + 2 * HALO)^2 pixels is painted in one pass
 MOMENTS_SIDE = 1024  # long side at most of the shrunk whole picture whose normalisation moments the tiles share
 STYLE_SIDE = 256  # the predictor's input
