@@ -42,12 +42,10 @@ def peak_mb() -> float:
 
 def photo(width: int, height: int) -> np.ndarray:
     from stylecore.engine import resize
-    from stylecore.engine.instant import network
-    from stylecore.engine.optimize import coarse_to_fine
     from stylecore.images import reading
 
     rgb = reading.load(CONTENT).rgb
-    return coarse_to_fine.to_numpy(resize.bicubic(network._to_tensor(rgb), width, height))
+    return resize.bicubic_array(rgb, width, height)
 
 
 def case(width: int, height: int) -> dict[str, float]:

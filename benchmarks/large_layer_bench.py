@@ -85,14 +85,13 @@ def detail(rgb: np.ndarray) -> float:
 def enlarged_alone(result: np.ndarray, preset: str) -> np.ndarray:
     """The result shrunk to its preset's working size and enlarged back bicubically: an enlargement without detail."""
     from stylecore.engine import resize
-    from stylecore.engine.instant import network
     from stylecore.protocol import presets
 
     height, width = result.shape[:2]
-    side = network.WORKING_SIDE if presets.get_preset(preset).feed_forward else presets.get_preset(preset).working_size
-    t = network._to_tensor(result)
+    side = presets.get_preset(preset).working_size  # instant's too: it paints at one working size
+    t = resize.to_tensor(result)
     small = resize.bicubic(t, *resize.fit((width, height), min(side or max(width, height), max(width, height))))
-    return network._to_numpy(resize.bicubic(small, width, height))
+    return resize.to_numpy(resize.bicubic(small, width, height))
 
 
 def crop_box(width: int, height: int) -> tuple[int, int, int, int]:

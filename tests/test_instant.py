@@ -15,7 +15,6 @@ from stylecore import Stylizer, stylize
 from stylecore.engine import color, resize
 from stylecore.engine import stylizer as engine_mod
 from stylecore.engine.instant import network
-from stylecore.engine.optimize import coarse_to_fine
 from stylecore.frontends import cli
 from stylecore.models import instant_weights
 from stylecore.protocol import presets
@@ -29,7 +28,7 @@ real = pytest.mark.real_weights
 def _small(name: str, long_side: int) -> np.ndarray:
     rgb = np.asarray(Image.open(bench(name)).convert("RGB"), np.float32) / 255
     w, h = resize.fit((rgb.shape[1], rgb.shape[0]), long_side)
-    return coarse_to_fine.to_numpy(resize.bicubic(network._to_tensor(rgb), w, h))
+    return resize.bicubic_array(rgb, w, h)
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +165,7 @@ def test_alpha_passes_through(engine, starry):
 @real
 def test_preserve_colors_keeps_the_photos_chroma(engine, photo, starry):
     def chroma(rgb):
-        return color.to_yiq(network._to_tensor(rgb))[:, 1:].numpy()
+        return color.to_yiq(resize.to_tensor(rgb))[:, 1:].numpy()
 
     kept = _run(engine, photo, starry, preserve_colors=True).rgb
     painted = _run(engine, photo, starry).rgb

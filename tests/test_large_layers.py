@@ -21,7 +21,7 @@ PREVIEW_SIDE = 320  # the GIMP preview's long side (gimp_plugin/style-transfer/j
 
 
 def _resized(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    return network._to_numpy(resize.bicubic(network._to_tensor(rgb), width, height))
+    return resize.bicubic_array(rgb, width, height)
 
 
 def _box(rgb: np.ndarray, long_side: int) -> np.ndarray:
@@ -34,7 +34,7 @@ def _box(rgb: np.ndarray, long_side: int) -> np.ndarray:
 
 def _fine_energy(rgb: np.ndarray) -> float:
     """Mean squared difference between the picture and its 3x3 box blur: what is seen only at 100 %."""
-    t = network._to_tensor(rgb)
+    t = resize.to_tensor(rgb)
     return float((t - F.avg_pool2d(t, 3, 1, 1, count_include_pad=False)).pow(2).mean())
 
 
@@ -98,7 +98,7 @@ def test_a_seamless_result_is_enlarged_plainly_so_its_edges_still_wrap():
     small = gradient_image(60, 40)
     photo = _resized(small, 240, 160)
     out = enlarge.enlarge(small, photo, small, wrap=True)
-    assert np.allclose(out, network._to_numpy(resize.bicubic(network._to_tensor(small), 240, 160, wrap=True)))
+    assert np.allclose(out, resize.bicubic_array(small, 240, 160, wrap=True))
 
 
 def test_an_optimised_result_bigger_than_its_working_size_has_detail_at_100_percent():

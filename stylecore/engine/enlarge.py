@@ -32,7 +32,7 @@ def enlarge(
     height, width = photo.shape[:2]
     h, w = painted.shape[:2]
     if wrap or h > height or w > width or (h, w) == (height, width):  # nothing to enlarge (a thin layer is stretched)
-        return _numpy(resize.bicubic(_tensor(painted), width, height, wrap=wrap))
+        return resize.bicubic_array(painted, width, height, wrap=wrap)
     small = np.concatenate([painted, _luminance(small_photo), _gain(painted, small_photo)], axis=2)
     rows = _taps(small.shape[0], height)
     out = np.empty((height, width, 3), np.float32)
@@ -47,15 +47,15 @@ def enlarge(
 
 def keep_photo_colors(painted: np.ndarray, photo: np.ndarray) -> np.ndarray:
     """The painted luminance with the photo's chroma."""
-    return _numpy(color.recombine(color.luminance_as_rgb(_tensor(painted)), _tensor(photo)))
+    return resize.to_numpy(color.recombine(color.luminance_as_rgb(resize.to_tensor(painted)), resize.to_tensor(photo)))
 
 
 def _gain(painted: np.ndarray, photo: np.ndarray) -> np.ndarray:
     """hxwx1: the local slope of the painting's luminance on the photo's, clipped to 0..1 and smoothed."""
-    guide, target = _tensor(_luminance(photo)), _tensor(_luminance(painted))
+    guide, target = resize.to_tensor(_luminance(photo)), resize.to_tensor(_luminance(painted))
     mean_g, mean_t = _box(guide), _box(target)
     slope = (_box(guide * target) - mean_g * mean_t) / (_box(guide * guide) - mean_g * mean_g + EPS)
-    return _numpy(_box(slope.clamp(0, 1)))
+    return resize.to_numpy(_box(slope.clamp(0, 1)))
 
 
 def _box(t: torch.Tensor) -> torch.Tensor:
@@ -80,18 +80,10 @@ def _enlarged_rows(small: np.ndarray, rows: tuple[np.ndarray, np.ndarray], y0: i
     """Rows y0..y1 of `small` enlarged to the layer: the vertical taps here, the horizontal ones by torch."""
     index, weights = rows[0][y0:y1], rows[1][y0:y1]
     band = np.einsum("rk,rkwc->rwc", weights, small[index])
-    wide = F.interpolate(_tensor(band), size=(y1 - y0, width), mode="bicubic", align_corners=False)
-    return _numpy(wide)
+    wide = F.interpolate(resize.to_tensor(band), size=(y1 - y0, width), mode="bicubic", align_corners=False)
+    return resize.to_numpy(wide)
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
     """hxwx1, the Y of YIQ (color.to_yiq): the luminance the rest of the engine keeps and transfers."""
-    return _numpy(color.to_yiq(_tensor(rgb))[:, :1])
-
-
-def _tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None]
-
-
-def _numpy(image: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray(image[0].permute(1, 2, 0).numpy(), np.float32)
+    return resize.to_numpy(color.to_yiq(resize.to_tensor(rgb))[:, :1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -17,6 +18,21 @@ def fit(size: tuple[int, int], long_side: int, minimum: int = 1, multiple: int =
     k = long_side / max(width, height)
     lo = max(minimum, multiple)
     return (max(lo, round(width * k / multiple) * multiple), max(lo, round(height * k / multiple) * multiple))
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """HxWxC array -> 1xCxHxW float32 tensor (on the CPU, sharing nothing the caller may change)."""
+    return torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None]
+
+
+def to_numpy(image: torch.Tensor) -> np.ndarray:
+    """1xCxHxW tensor (any device or float type) -> HxWxC float32 array."""
+    return np.ascontiguousarray(image[0].permute(1, 2, 0).float().cpu().numpy())
+
+
+def bicubic_array(rgb: np.ndarray, width: int, height: int, wrap: bool = False) -> np.ndarray:
+    """bicubic for an HxWxC array."""
+    return to_numpy(bicubic(to_tensor(rgb), width, height, wrap))
 
 
 def bicubic(t: torch.Tensor, width: int, height: int, wrap: bool = False) -> torch.Tensor:

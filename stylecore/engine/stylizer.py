@@ -205,12 +205,12 @@ class Stylizer:
                 f"the {self.runtime.device.type} ran out of memory at {plan[-1].width}x{plan[-1].height}; "
                 "lower the working size or use --device cpu"
             ) from exc
-        out = _enlarged(coarse_to_fine.to_numpy(image), src, content_rgb, options)
+        out = _enlarged(resize.to_numpy(image), src, content_rgb, options)
         report.finish(plan, src.size)
         return out
 
     def _tensor(self, rgb: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.runtime.device)
+        return resize.to_tensor(rgb).to(self.runtime.device)
 
     def _style_grams(
         self,
@@ -264,7 +264,7 @@ class Stylizer:
 def _enlarged(painted: np.ndarray, src: reading.Picture, content_rgb: torch.Tensor, options: StyleOptions) -> np.ndarray:
     """The result at the layer's size: a working size below it is enlarged with the photo's detail put back."""
     height, width = painted.shape[:2]
-    small_photo = coarse_to_fine.to_numpy(resize.bicubic(content_rgb, width, height, wrap=options.seamless))
+    small_photo = resize.to_numpy(resize.bicubic(content_rgb, width, height, wrap=options.seamless))
     return enlarge.enlarge(painted, src.rgb, small_photo, wrap=options.seamless, photo_colors=options.preserve_colors)
 
 

@@ -21,7 +21,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from stylecore.engine import enlarge, resize
 from stylecore.engine import seamless as seamless_mod
@@ -137,17 +136,15 @@ class InstantNetwork:
         report.poll()
         width, height = content.size
         w, h = resize.fit((width, height), WORKING_SIDE)
-        small = _to_numpy(resize.bicubic(_to_tensor(content.rgb), w, h, wrap=options.seamless))
+        small = resize.bicubic_array(content.rgb, w, h, wrap=options.seamless)
         numbers = self.blended_numbers(small, paintings, options)
         report.poll()
         out = self.paint(small, numbers, options, report)
         amount = options.strength / 100.0
         if amount < 1.0:  # the photo's own numbers still repaint it: fading to the photo keeps small strengths small
             out += (small - out) * (1.0 - amount**STRENGTH_CURVE)
-        if max(width, height) < WORKING_SIDE:  # a small layer: the painting shrunk, as the preview shrinks it
-            out = _to_numpy(resize.bicubic(_to_tensor(out), width, height, wrap=options.seamless))
-        else:
-            out = enlarge.enlarge(out, content.rgb, small, wrap=options.seamless, photo_colors=options.preserve_colors)
+        # A small layer gets the painting shrunk, as the preview shrinks it; a big one, enlarged with the photo's detail.
+        out = enlarge.enlarge(out, content.rgb, small, wrap=options.seamless, photo_colors=options.preserve_colors)
         if report.on_image is not None:
             report.on_image(out)
         report.finish([Scale(width, height, 1)], (width, height))
@@ -172,9 +169,9 @@ class InstantNetwork:
         height, width = rgb.shape[:2]
         work = rgb
         if options.seamless:  # the photo does not wrap: make it tileable, at sides the network's strides divide
-            t = seamless_mod.make_tileable(_to_tensor(rgb))
+            t = seamless_mod.make_tileable(resize.to_tensor(rgb))
             w4, h4 = _aligned(width), _aligned(height)
-            work = _to_numpy(resize.bicubic(t, w4, h4, wrap=True))
+            work = resize.to_numpy(resize.bicubic(t, w4, h4, wrap=True))
         else:
             work = _mirror_pad(rgb, _aligned(max(width, MIN_SIDE)), _aligned(max(height, MIN_SIDE)))
         grid = _grid(work.shape[1], work.shape[0], options.seamless)
@@ -191,7 +188,7 @@ class InstantNetwork:
             out[tile.y0 : tile.y1, tile.x0 : tile.x1] = core
             _tile_progress(report, index, len(grid.tiles), (width, height), started)
         if options.seamless:
-            return _to_numpy(resize.bicubic(_to_tensor(out), width, height, wrap=True))
+            return resize.bicubic_array(out, width, height, wrap=True)
         return out[:height, :width]
 
 
@@ -234,7 +231,7 @@ def _shrunk(work: np.ndarray, wrap: bool) -> np.ndarray:
     """The whole picture at MOMENTS_SIDE at most, where its normalisation moments are measured."""
     height, width = work.shape[:2]
     w, h = resize.fit((width, height), min(MOMENTS_SIDE, max(width, height)), MIN_SIDE, ALIGN)
-    small = _to_numpy(resize.bicubic(_to_tensor(work), w, h, wrap=wrap))
+    small = resize.bicubic_array(work, w, h, wrap=wrap)
     if wrap:
         small = np.pad(small, ((HALO, HALO), (HALO, HALO), (0, 0)), mode="wrap")
     return np.ascontiguousarray(small)
@@ -269,8 +266,8 @@ def _square_view(rgb: np.ndarray, scale: float) -> np.ndarray:
         rgb = _mirror_pad_centered(rgb, max(side, width), max(side, height))
         height, width = rgb.shape[:2]
     y0, x0 = (height - side) // 2, (width - side) // 2
-    square = _to_tensor(np.ascontiguousarray(rgb[y0 : y0 + side, x0 : x0 + side]))
-    return np.ascontiguousarray(_to_numpy(resize.bicubic(square, STYLE_SIDE, STYLE_SIDE)))
+    square = resize.to_tensor(np.ascontiguousarray(rgb[y0 : y0 + side, x0 : x0 + side]))
+    return np.ascontiguousarray(resize.to_numpy(resize.bicubic(square, STYLE_SIDE, STYLE_SIDE)))
 
 
 def _aligned(side: int) -> int:
@@ -287,11 +284,3 @@ def _mirror_pad_centered(rgb: np.ndarray, width: int, height: int) -> np.ndarray
     h, w = rgb.shape[:2]
     top, left = (height - h) // 2, (width - w) // 2
     return np.pad(rgb, ((top, height - h - top), (left, width - w - left), (0, 0)), mode="symmetric")
-
-
-def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None]
-
-
-def _to_numpy(image: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray(image[0].permute(1, 2, 0).numpy(), np.float32)

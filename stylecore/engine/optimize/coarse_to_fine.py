@@ -136,11 +136,6 @@ class Content:
         return color.recombine(image, resize.bicubic(self.chroma, image.shape[-1], image.shape[-2], wrap=self.wrap))
 
 
-def to_numpy(image: torch.Tensor) -> np.ndarray:
-    """1x3xHxW tensor -> HxWx3 float32 array."""
-    return np.ascontiguousarray(image[0].permute(1, 2, 0).float().cpu().numpy())
-
-
 @dataclass(frozen=True)
 class Job:
     """One run, with everything fixed before the loop starts."""
@@ -203,7 +198,7 @@ def _hook(job: Job, report: Reporter, index: int, share: tuple[float, float]) ->
     def hook(step: int, terms: Terms, x: torch.Tensor) -> None:
         report.poll()
         if report.on_image is not None:
-            report.on_image(to_numpy(job.content.finish(x)))
+            report.on_image(resize.to_numpy(job.content.finish(x)))
         if report.progress is None:
             return
         done = min(1.0, base + part * step / scale.evals)
