@@ -170,26 +170,13 @@ def style_files(session: Session, styles: Sequence[tuple[Any, float]]) -> list[t
     for style, weight in styles:
         if remote_worker:
             if isinstance(style, str):
-                style = carried_file(style)
+                style = messages.EncodedFile.read(style, _("style image"))
             else:
                 style = style_layer_pixels(style)
         elif not isinstance(style, str):
             style = session.style_file(style.get_id(), functools.partial(write_style_layer, style))
         files.append((style, weight))
     return files
-
-
-def carried_file(path: str) -> messages.EncodedFile:
-    """A style file's own bytes, for a worker on another machine; bounded by what one request may carry."""
-    size = os.path.getsize(path)
-    if size > pixels.MAX_BYTES:
-        raise BadInput(
-            _("{path}: the style image is {size} bytes, over the {limit} a request may carry; use a smaller file").format(
-                path=path, size=size, limit=pixels.MAX_BYTES
-            )
-        )
-    with open(path, "rb") as fh:
-        return messages.EncodedFile(os.path.basename(path), fh.read(pixels.MAX_BYTES + 1))
 
 
 def on_progress(event: Event) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
@@ -37,16 +36,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def source(path: str, role: str) -> messages.Source:
-    """The input as it travels: checked (and decoded) here first with the local path's own checks, so a file that is
-    not an image, too big, a pipe or a device is one line before ssh starts; then a .npy as pixels, else its bytes."""
+    """The input as it travels, checked here first with the local path's own checks (headers only), so a file that is
+    not an image, too big, a pipe or a device is one line before ssh starts: a .npy as pixels, else its own bytes."""
+    if not path.lower().endswith(".npy"):
+        reading.check(path, role)
+        return messages.EncodedFile.read(path, role)
     picture = reading.load(path, role)
-    if path.lower().endswith(".npy"):
-        rgba = picture.rgb if picture.alpha is None else np.dstack([picture.rgb, picture.alpha])
-        return arrays.from_array(np.ascontiguousarray(rgba, dtype=np.float32))
-    try:
-        return messages.EncodedFile(Path(path).name, Path(path).read_bytes())
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read the {role} ({exc.strerror or exc}); check the path") from None
+    rgba = picture.rgb if picture.alpha is None else np.dstack([picture.rgb, picture.alpha])
+    return arrays.from_array(np.ascontiguousarray(rgba, dtype=np.float32))
 
 
 def run(args: argparse.Namespace, reporter: Callable[[Progress], None], cancel: threading.Event, save: Callable) -> int:

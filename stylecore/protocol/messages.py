@@ -7,13 +7,14 @@ worker receives it, with the same rules, so a client finds what the worker would
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 from .. import __version__
 from . import pixels
-from .errors import REPAIR, BadRequest
+from .errors import REPAIR, BadInput, BadRequest
 from .option_table import Value, check_options, has_kind
 from .presets import INSTANT
 
@@ -61,6 +62,20 @@ class EncodedFile:
 
     name: str  # for messages, and the format hint of its extension
     data: bytes
+
+    @classmethod
+    def read(cls, path: str, role: str = "image") -> EncodedFile:
+        """A regular file's bytes, at most what one request may carry; BadInput (one line) otherwise, before reading."""
+        try:
+            with open(path, "rb") as fh:
+                info = os.fstat(fh.fileno())
+                if not stat.S_ISREG(info.st_mode):  # a pipe would block the read, a device never end it
+                    raise BadInput(f"{path}: the {role} is not a regular file (a pipe or a device); save it as a file first")
+                if info.st_size > pixels.MAX_BYTES:
+                    raise BadInput(f"{path}: the {role} has {info.st_size} bytes, over the {pixels.MAX_BYTES} a request carries")
+                return cls(os.path.basename(path), fh.read(info.st_size))  # never more than was checked
+        except OSError as exc:
+            raise BadInput(f"{path}: cannot read the {role} ({exc.strerror or exc}); check the path") from None
 
 
 @dataclass(frozen=True)
