@@ -45,11 +45,12 @@ def plugin_files(vendor: bool) -> dict[str, Path]:
         raise InstallError(
             f"{PLUGIN_SOURCE} is missing; run install.py from a complete stylecore checkout (git clone, then python3 install.py)"
         )
-    if not (source / "protocol").is_dir() or not (source / "__init__.py").is_file():
-        raise InstallError(f"{source / 'protocol'} is missing; run install.py from a complete stylecore checkout")
     files = dict(_tree(PLUGIN_SOURCE, ""))
-    files["stylecore/__init__.py"] = source / "__init__.py"
-    files.update(_tree(source / "protocol", "stylecore/protocol/"))
+    for name in PLUGIN_MODULES:
+        part = source / name
+        if not part.exists():
+            raise InstallError(f"{part} is missing; run install.py from a complete stylecore checkout")
+        files.update(_tree(part, f"stylecore/{name}/") if part.is_dir() else {f"stylecore/{name}": part})
     if vendor:
         files.update(_tree(source, "engine/stylecore/"))
     return files
